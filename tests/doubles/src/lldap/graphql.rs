@@ -72,7 +72,8 @@ pub struct Actor {
 pub struct Outcome {
     /// HTTP status (200, or 400 for request errors as juniper-actix answers).
     pub status: u16,
-    pub body: Value,
+    /// The JSON body (serialized directly to keep the selection order of the keys).
+    pub body: String,
     /// Contract violations found in the request (invalid document, variables, body shape).
     pub violations: Vec<String>,
     /// Executed operations: (operation name or "<anonymous>", "query"/"mutation", root fields).
@@ -83,7 +84,7 @@ pub struct Outcome {
 pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Value) -> Outcome {
     let mut out = Outcome {
         status: 200,
-        body: Value::Null,
+        body: String::new(),
         violations: Vec::new(),
         operations: Vec::new(),
     };
@@ -97,7 +98,7 @@ pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Valu
                 }
                 responses.push(resp);
             }
-            out.body = Value::Array(responses);
+            out.body = format!("[{}]", responses.join(","));
         }
         _ => {
             let (ok, resp) = handle_single(contract, state, actor, body, &mut out);
@@ -110,8 +111,16 @@ pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Valu
     out
 }
 
-fn request_error(message: impl Into<String>) -> Value {
-    json!({ "errors": [ { "message": message.into() } ] })
+fn request_error(message: impl Into<String>) -> String {
+    json!({ "errors": [ { "message": message.into() } ] }).to_string()
+}
+
+/// The response body of a successful execution: `{"data": …, "errors": […]}`.
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    data: &'a Option<JsonMap>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [apollo_compiler::response::GraphQLError],
 }
 
 fn handle_single(
@@ -120,7 +129,7 @@ fn handle_single(
     actor: &Actor,
     req: &Value,
     out: &mut Outcome,
-) -> (bool, Value) {
+) -> (bool, String) {
     let Some(obj) = req.as_object() else {
         out.violations
             .push("GraphQL request body is not a JSON object".into());
@@ -184,7 +193,7 @@ fn handle_single(
                 with_errors.errors,
                 query
             ));
-            return (false, json!({ "errors": errors }));
+            return (false, json!({ "errors": errors }).to_string());
         }
     };
     let operation = match document.operations.get(operation_name) {
@@ -195,7 +204,7 @@ fn handle_single(
                 "cannot select the operation (operationName {operation_name:?}): {}",
                 e.message()
             ));
-            return (false, json!({ "errors": [err] }));
+            return (false, json!({ "errors": [err] }).to_string());
         }
     };
     let coerced = match coerce_variable_values(&contract.schema, operation, &variables) {
@@ -208,7 +217,7 @@ fn handle_single(
                 query,
                 obj.get("variables").cloned().unwrap_or(Value::Null)
             ));
-            return (false, json!({ "errors": [err] }));
+            return (false, json!({ "errors": [err] }).to_string());
         }
     };
 
@@ -241,24 +250,31 @@ fn handle_single(
         ctx.root_fields.take(),
     ));
     match result {
-        Ok(resp) => {
-            let data = serde_json::to_value(&resp.data).unwrap_or(Value::Null);
-            let mut body = serde_json::Map::new();
-            body.insert("data".into(), data);
-            if !resp.errors.is_empty() {
-                body.insert(
-                    "errors".into(),
-                    serde_json::to_value(&resp.errors).unwrap_or(Value::Null),
-                );
+        Ok(mut resp) => {
+            // juniper reports the resolver's message as is.
+            for e in &mut resp.errors {
+                if let Some(m) = e.message.strip_prefix("resolver error: ") {
+                    e.message = m.to_owned();
+                }
             }
-            (true, Value::Object(body))
+            let body = ResponseBody {
+                data: &resp.data,
+                errors: &resp.errors,
+            };
+            match serde_json::to_string(&body) {
+                Ok(b) => (true, b),
+                Err(e) => (
+                    false,
+                    request_error(format!("cannot serialize the response: {e}")),
+                ),
+            }
         }
         Err(e) => {
             out.violations
                 .push(format!("request error during execution: {}", e.message()));
             (
                 false,
-                json!({ "errors": [e.to_graphql_error(&document.sources)] }),
+                json!({ "errors": [e.to_graphql_error(&document.sources)] }).to_string(),
             )
         }
     }

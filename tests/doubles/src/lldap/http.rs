@@ -345,7 +345,12 @@ async fn graphql_post(
         }
     }
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
-    json_response(status, &outcome.body)
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        outcome.body,
+    )
+        .into_response()
 }
 
 // ---- control endpoints ------------------------------------------------------------------------
