@@ -28,6 +28,13 @@ let
   stateDir = "/var/lib/paasd";
   busName = "org.paasd.Paasd1";
 
+  serviceTitles = {
+    nextcloud = "Nextcloud";
+    gitlab = "GitLab";
+    jellyfin = "Jellyfin";
+    vaultwarden = "Vaultwarden";
+    mailcow = "Mailcow";
+  };
   serviceNames = [
     "nextcloud"
     "gitlab"
@@ -361,7 +368,7 @@ let
         mkOption {
           type = t;
           default = { };
-          description = "Per-user settings for ${svc}.";
+          description = "This user's settings in ${serviceTitles.${svc}} (used when the user gets an account there).";
         }
       ) userServiceSubmodules;
     };
@@ -871,8 +878,8 @@ in
       type = types.nullOr t;
       default = null;
       description = ''
-        Connection to ${svc}. `null` (the default): ${svc} is not managed; set: paasd provisions users
-        into it (see `users.<id>.services`).
+        Connection to ${serviceTitles.${svc}}. `null` (the default): ${serviceTitles.${svc}} is not
+        managed; set: paasd provisions users into it (see `users.<id>.services` and `groups`).
       '';
     }
   ) serviceSubmodules;
