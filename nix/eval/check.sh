@@ -98,6 +98,17 @@ else
   bad "spec.json did not build"
 fi
 
+spec_full=$(build 'h.exampleFull.config.environment.etc."paas/spec.json".source')
+failed=$(ev 'map (a: a.message) (builtins.filter (a: !a.assertion) h.exampleFull.config.assertions)')
+if [ -n "$spec_full" ] && [ "$failed" = "[]" ]; then
+  ok "spec with every option set (nix/eval/example-full.nix) built: $spec_full"
+  if [ -n "${PAASCTL:-}" ]; then
+    if "$PAASCTL" validate --spec "$spec_full"; then ok "paasctl validate accepts it"; else bad "paasctl validate rejects it"; fi
+  fi
+else
+  bad "nix/eval/example-full.nix: $failed"
+fi
+
 unitdir=$(build 'h.example.config.systemd.units."paasd.service".unit')
 if [ -n "$unitdir" ] && [ -f "$unitdir/paasd.service" ]; then
   cat "$unitdir/paasd.service"

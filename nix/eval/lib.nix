@@ -177,6 +177,12 @@ in
     { services.paas.package = paasPackage; }
   ];
 
+  exampleFull = evalNixos [
+    paasModule
+    (repo + "/nix/eval/example-full.nix")
+    { services.paas.package = paasPackage; }
+  ];
+
   assertions = import (repo + "/nix/tests/eval-assertions.nix") {
     inherit lib paasModule;
     runCommand = stubPkgs.runCommand;
