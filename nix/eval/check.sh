@@ -154,17 +154,40 @@ else
 fi
 
 step "VM tests evaluate to test derivations"
+DRIVER_SYMBOLS=start_all,test_script,machines,vlans,driver,log,os,create_machine,subtest,run_tests,join_all,retry,serial_stdout_off,serial_stdout_on,polling_condition,Machine
 for t in "$REPO"/nix/tests/*.nix; do
   name=$(basename "$t" .nix)
   case "$name" in common | values | eval-assertions) continue ;; esac
   if drv=$(ev "(h.vmTest $t).config.test.drvPath" 2> /tmp/paas-eval-$$.err); then
     ok "$name: $drv"
-    script=$(ev "(h.vmTest $t).config.testScriptString")
-    if python3 -c 'import json,sys; compile(json.loads(sys.argv[1]), "testScript", "exec")' "$script"; then
+    scriptfile=/tmp/paas-testscript-$$-$name.py
+    evraw "(h.vmTest $t).config.testScriptString" > "$scriptfile"
+    if python3 -c 'import sys; compile(open(sys.argv[1]).read(), "testScript", "exec")' "$scriptfile"; then
       ok "$name: testScript compiles as Python"
     else
       bad "$name: testScript is not valid Python"
     fi
+    # what the test driver's build does: pyflakes with the driver's symbols, mypy with its type hints
+    if python3 -m pyflakes --version > /dev/null 2>&1; then
+      if PYFLAKES_BUILTINS="machine,$DRIVER_SYMBOLS" python3 -m pyflakes "$scriptfile"; then
+        ok "$name: pyflakes clean"
+      else
+        bad "$name: pyflakes"
+      fi
+    fi
+    if python3 -m mypy --version > /dev/null 2>&1; then
+      typed=/tmp/paas-testscript-$$-typed_$name.py
+      { cat "$TREE/nixos/lib/test-script-prepend.py"; echo "machine: Machine;"; echo; cat "$scriptfile"; } > "$typed"
+      # errors inside the driver's own sources (missing third-party stubs here) are not ours
+      if MYPYPATH="$TREE/nixos/lib/test-driver" python3 -m mypy --no-implicit-optional --no-error-summary \
+        "$typed" 2>&1 | grep -F "$(basename "$typed")"; then
+        bad "$name: mypy"
+      else
+        ok "$name: mypy finds nothing in the test script"
+      fi
+      rm -f "$typed"
+    fi
+    rm -f "$scriptfile"
   else
     tail -n 20 /tmp/paas-eval-$$.err
     bad "$name does not evaluate"

@@ -1,7 +1,7 @@
 # Shared node configuration of the NixOS VM tests: LLDAP and paasd on one machine.
 #
 # Test secrets are plain files created at run time outside the Nix store (never Nix path
-# literals): the LLDAP admin password by environment.etc (a 0400 copy), the users' passwords by
+# literals): the LLDAP admin password by environment.etc (a copy, mode 0440), the users' passwords by
 # systemd-tmpfiles (`f` lines write a file only if it does not exist, so the test script can
 # change them and a later switch-to-configuration leaves them alone).
 {
@@ -32,9 +32,14 @@ in
 {
   virtualisation.memorySize = 2048;
 
+  # LLDAP (a DynamicUser, and the bootstrap script of newer nixpkgs running as it) reads the
+  # admin password file through a supplementary group; paasd gets it through LoadCredential, as
+  # root reads it. services.paas.lldap.adminPasswordFile defaults to ldap_user_pass_file.
+  users.groups.paas-test-secrets = { };
   environment.etc."paas-test/lldap-admin" = {
     text = t.adminPassword;
-    mode = "0400";
+    mode = "0440";
+    group = "paas-test-secrets";
   };
 
   systemd.tmpfiles.rules = [ "d ${t.secretsDir} 0700 root root -" ] ++ lib.mapAttrsToList (
@@ -45,14 +50,10 @@ in
     enable = true;
     settings = {
       ldap_base_dn = t.baseDn;
-      # LLDAP runs as a DynamicUser: it gets the password through its own credential (the
-      # environment variable wins over the setting); paasd's lldap.adminPasswordFile defaults to
-      # the setting.
       ldap_user_pass_file = t.adminPasswordFile;
     };
-    environment.LLDAP_LDAP_USER_PASS_FILE = "%d/admin-pass";
   };
-  systemd.services.lldap.serviceConfig.LoadCredential = [ "admin-pass:${t.adminPasswordFile}" ];
+  systemd.services.lldap.serviceConfig.SupplementaryGroups = [ "paas-test-secrets" ];
 
   # walter may use paasctl (member of services.paas.adminGroup = "wheel"), eve may not
   users.users.walter = {

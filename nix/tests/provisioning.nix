@@ -192,10 +192,13 @@ in
           pid_before = main_pid()
           machine.succeed(
               "jq '.users.alice.groups += [\"nonexistent\"] | .users.alice.displayName = \"Should Not Apply\"' "
-              "/etc/paas/spec.json > /root/bad-spec.json"
+              "/etc/paas/spec.json > /etc/paas-test/bad-spec.json"
           )
-          # the way the NixOS activation swaps it: replace the symlink atomically
-          machine.succeed("ln -sfn /root/bad-spec.json /etc/paas/.spec.json.tmp && mv -T /etc/paas/.spec.json.tmp /etc/paas/spec.json")
+          # replace the symlink atomically, as the NixOS activation does (paasd cannot see /root:
+          # ProtectHome=true)
+          machine.succeed(
+              "ln -sfn /etc/paas-test/bad-spec.json /etc/paas/.spec.json.tmp && mv -T /etc/paas/.spec.json.tmp /etc/paas/spec.json"
+          )
           machine.wait_until_succeeds(
               "journalctl -b -u paasd.service -q --no-pager --grep 'users\\.alice\\.groups'", timeout=30
           )
