@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use apollo_compiler::executable::OperationType;
 use apollo_compiler::request::coerce_variable_values;
@@ -229,6 +230,7 @@ fn handle_single(
         .unwrap_or_else(|| "<anonymous>".into());
     let ctx = Ctx {
         state: RefCell::new(state),
+        schemas: RefCell::new(None),
         actor: actor.clone(),
         root_fields: RefCell::new(Vec::new()),
     };
@@ -282,13 +284,39 @@ fn handle_single(
 
 // ---- execution ------------------------------------------------------------------------------
 
+/// The public schemas, computed once per request (mutations invalidate them).
+struct SchemaCache {
+    user: Vec<AttributeSchema>,
+    user_rc: Vec<Rc<AttributeSchema>>,
+    group: Vec<AttributeSchema>,
+    group_rc: Vec<Rc<AttributeSchema>>,
+}
+
 struct Ctx<'s> {
     state: RefCell<&'s mut State>,
+    schemas: RefCell<Option<Rc<SchemaCache>>>,
     actor: Actor,
     root_fields: RefCell<Vec<String>>,
 }
 
 impl Ctx<'_> {
+    fn schemas(&self) -> Rc<SchemaCache> {
+        if let Some(c) = self.schemas.borrow().as_ref() {
+            return c.clone();
+        }
+        let st = self.state.borrow();
+        let user = st.public_schema(Kind::User);
+        let group = st.public_schema(Kind::Group);
+        let cache = Rc::new(SchemaCache {
+            user_rc: user.iter().cloned().map(Rc::new).collect(),
+            group_rc: group.iter().cloned().map(Rc::new).collect(),
+            user,
+            group,
+        });
+        *self.schemas.borrow_mut() = Some(cache.clone());
+        cache
+    }
+
     fn is_admin(&self) -> bool {
         self.state
             .borrow()
@@ -318,8 +346,8 @@ enum NodeKind {
     Mutation,
     User(String),
     Group(i32),
-    AttributeValue(AttributeSchema, Vec<String>),
-    AttributeSchema(AttributeSchema),
+    AttributeValue(Rc<AttributeSchema>, Vec<String>),
+    AttributeSchema(Rc<AttributeSchema>),
     Schema,
     AttributeList(Kind),
     ObjectClass(String, bool),
@@ -693,6 +721,8 @@ impl<'c, 's> Node<'c, 's> {
         info: &ResolveInfo<'_>,
     ) -> Result<ResolvedValue<'a>, FieldError> {
         let ctx = self.ctx;
+        // The mutation may change the attribute schemas.
+        *ctx.schemas.borrow_mut() = None;
         let success = || Ok(self.child(NodeKind::Success));
         match info.field_name() {
             "createUser" => {
@@ -915,7 +945,8 @@ impl<'c, 's> Node<'c, 's> {
     ) -> Result<ResolvedValue<'a>, FieldError> {
         let st = self.ctx.state.borrow();
         let u = st
-            .user(uid)
+            .users
+            .get(uid)
             .ok_or_else(|| err(format!("Entity not found: `{uid}`")))?;
         let attr = |name: &str| u.attributes.get(name).and_then(|v| v.first()).cloned();
         Ok(match info.field_name() {
@@ -931,10 +962,11 @@ impl<'c, 's> Node<'c, 's> {
             "creationDate" => s(time::format_rfc3339_z(u.creation_date)),
             "uuid" => s(&u.uuid),
             "attributes" => {
+                let cache = self.ctx.schemas();
                 let kinds = st
-                    .user_attribute_values(u)
+                    .user_attribute_values_in(u, &cache.user)
                     .into_iter()
-                    .map(|(schema, values)| NodeKind::AttributeValue(schema, values))
+                    .map(|(i, values)| NodeKind::AttributeValue(cache.user_rc[i].clone(), values))
                     .collect();
                 drop(st);
                 self.list(kinds)
@@ -967,10 +999,11 @@ impl<'c, 's> Node<'c, 's> {
             "creationDate" => s(time::format_rfc3339_z(g.creation_date)),
             "uuid" => s(&g.uuid),
             "attributes" => {
+                let cache = self.ctx.schemas();
                 let kinds = st
-                    .group_attribute_values(g)
+                    .group_attribute_values_in(g, &cache.group)
                     .into_iter()
-                    .map(|(schema, values)| NodeKind::AttributeValue(schema, values))
+                    .map(|(i, values)| NodeKind::AttributeValue(cache.group_rc[i].clone(), values))
                     .collect();
                 drop(st);
                 self.list(kinds)
@@ -1060,7 +1093,7 @@ impl ObjectValue for Node<'_, '_> {
                         let kinds = st
                             .public_schema(*kind)
                             .into_iter()
-                            .map(NodeKind::AttributeSchema)
+                            .map(|a| NodeKind::AttributeSchema(Rc::new(a)))
                             .collect();
                         drop(st);
                         self.list(kinds)
