@@ -1045,3 +1045,96 @@ async fn ten_thousand_users_listing_is_fast() {
     assert!(elapsed < limit, "took {elapsed:?}");
     d.assert_no_violations();
 }
+
+#[tokio::test]
+async fn other_request_forms_lldap_accepts() {
+    let d = start().await;
+    let r = login(&d, "admin", ADMIN_PW).await;
+    let v: Value = r.json().await.unwrap();
+    let token = v["token"].as_str().unwrap().to_owned();
+    let refresh = v["refreshToken"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/graphql", d.http_url());
+
+    // GET with query parameters.
+    let r = client()
+        .get(&url)
+        .bearer_auth(&token)
+        .query(&[
+            (
+                "query",
+                "query Q($id: String!) { user(userId: $id) { id } }",
+            ),
+            ("variables", r#"{"id": "admin"}"#),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["data"]["user"]["id"],
+        "admin"
+    );
+
+    // application/graphql body, token in a cookie.
+    let r = client()
+        .post(&url)
+        .header("content-type", "application/graphql")
+        .header("cookie", format!("other=1; token={token}"))
+        .body("{ apiVersion }")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["data"]["apiVersion"],
+        "1.0"
+    );
+
+    // Batch.
+    let (status, v) = gql_raw(
+        &d,
+        &token,
+        json!([{"query": "{ apiVersion }"}, {"query": "{ groups { id } }"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v[1]["data"]["groups"].as_array().unwrap().len(), 3);
+
+    // A wrong content type is a contract violation.
+    let r = client()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("{ apiVersion }")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(d.take_violations().len(), 1);
+
+    // Refresh gives a new working token, also after tokens expired.
+    d.faults().expire_tokens_now();
+    let (status, _) = gql_raw(&d, &token, json!({"query": "{ apiVersion }"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = client()
+        .get(format!("{}/auth/refresh", d.http_url()))
+        .header("refresh-token", &refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let fresh = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = gql(&d, &fresh, "{ apiVersion }", Value::Null).await;
+    assert_eq!(v["data"]["apiVersion"], "1.0");
+    let r = client()
+        .get(format!("{}/auth/refresh", d.http_url()))
+        .header("refresh-token", "bogus+admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    d.assert_no_violations();
+}

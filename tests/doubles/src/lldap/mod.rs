@@ -192,6 +192,8 @@ pub(crate) struct Shared {
     pub stats: Mutex<Stats>,
     pub violations: Mutex<Vec<Violation>>,
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
+    /// Refresh token → user id.
+    pub refresh_tokens: Mutex<HashMap<String, String>>,
     pub base_dn: String,
     pub token_lifetime: Duration,
 }
@@ -288,6 +290,7 @@ impl LldapDouble {
             stats: Mutex::new(Stats::default()),
             violations: Mutex::new(Vec::new()),
             tokens: Mutex::new(HashMap::new()),
+            refresh_tokens: Mutex::new(HashMap::new()),
             base_dn: config.base_dn.clone(),
             token_lifetime: config.token_lifetime,
         });
