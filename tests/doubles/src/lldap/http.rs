@@ -300,23 +300,23 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Checks the JWT like LLDAP's `check_if_token_is_valid`; returns the user id.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let epoch = shared.faults.tick_token_expiry();
     let Some(token) = bearer_token(headers) else {
         lock(&shared.stats).unauthorized += 1;
         let mut r = StatusCode::UNAUTHORIZED.into_response();
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Err(r);
+        return Err(Box::new(r));
     };
     let info = lock(&shared.tokens).get(&token).cloned();
     let Some(info) = info else {
         lock(&shared.stats).unauthorized += 1;
-        return Err(text(StatusCode::UNAUTHORIZED, "Invalid JWT"));
+        return Err(Box::new(text(StatusCode::UNAUTHORIZED, "Invalid JWT")));
     };
     if info.epoch < epoch || info.expires_micros < super::time::now_micros() {
         lock(&shared.stats).unauthorized += 1;
-        return Err(text(StatusCode::UNAUTHORIZED, "Expired JWT"));
+        return Err(Box::new(text(StatusCode::UNAUTHORIZED, "Expired JWT")));
     }
     Ok(info.user)
 }
@@ -337,7 +337,7 @@ async fn graphql_post(
     let endpoint = "POST /api/graphql";
     let user = match authenticate(&shared, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let value: Value = match content_type(&headers).as_deref() {
         Some("application/json") => match serde_json::from_slice(&body) {
@@ -380,7 +380,7 @@ async fn graphql_get(
     let endpoint = "GET /api/graphql";
     let user = match authenticate(&shared, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let q: GetGraphql = match axum::extract::Query::<GetGraphql>::try_from_uri(&uri).map(|q| q.0) {
         Ok(q) => q,
