@@ -1138,3 +1138,20 @@ async fn other_request_forms_lldap_accepts() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     d.assert_no_violations();
 }
+
+#[tokio::test]
+async fn missing_contract_fails_loudly() {
+    let config = LldapConfig {
+        contracts_dir: Some("/nonexistent/contracts".into()),
+        ..LldapConfig::new("x")
+    };
+    let Err(e) = LldapDouble::start(config).await else {
+        panic!("started without a contract");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("/nonexistent/contracts/lldap/schema.graphql"),
+        "{msg}"
+    );
+    assert!(msg.contains("PAAS_CONTRACTS"), "{msg}");
+}
