@@ -354,6 +354,18 @@ async fn projection_follows_the_selection_set() {
         ]
     );
 
+    // Introspection is served, like juniper does.
+    let v = gql(
+        &d,
+        &t,
+        "{ __typename __schema { queryType { name } } __type(name: \"User\") { fields { name } } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v["data"]["__typename"], "Query");
+    assert_eq!(v["data"]["__schema"]["queryType"]["name"], "Query");
+    assert_eq!(v["data"]["__type"]["fields"].as_array().unwrap().len(), 10);
+
     // Two operations without operationName: a request error.
     let (status, _) = gql_raw(&d, &t, json!({"query": q, "variables": {"id": "bob"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
