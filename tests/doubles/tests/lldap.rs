@@ -801,6 +801,15 @@ async fn faults_are_injected() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
+    // A typo in a control request is refused, not ignored.
+    let r = client()
+        .post(format!("{}/__double/faults", d.http_url()))
+        .json(&json!({"failnext": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
     let stats: Value = client()
         .get(format!("{}/__double/stats", d.http_url()))
         .send()

@@ -122,7 +122,7 @@ pub enum StartError {
 
 /// A user to create "by hand" (bypassing GraphQL; not counted in the stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SeedUser {
     pub id: String,
     pub email: String,
