@@ -34,7 +34,7 @@ pub use control::{FaultPlan, Faults, Stats, Violation};
 pub use graphql::ContractError;
 pub use ldap::OID_PASSWORD_MODIFY;
 pub use model::{
-    AttributeSchema, AttributeType, Group, Kind, LldapError, State, User, ADMIN_GROUP,
+    AttributeSchema, AttributeType, Group, Kind, LldapError, State, User, UserFilter, ADMIN_GROUP,
     PASSWORD_MANAGER_GROUP, READONLY_GROUP,
 };
 
