@@ -247,6 +247,12 @@ if new != doc:
         sys.exit(1)
 EOF
 rm -f /tmp/paas-options-$$.md
+if python3 -c 'import sys; sys.exit(open(sys.argv[2]).read() not in open(sys.argv[1]).read())' \
+  "$REPO/docs/options.md" "$REPO/nix/eval/example.nix"; then
+  ok "docs/options.md shows nix/eval/example.nix verbatim"
+else
+  bad "docs/options.md's example differs from nix/eval/example.nix"
+fi
 
 echo
 if [ "$fail" = 0 ]; then echo "all Nix checks passed"; else echo "some Nix checks FAILED"; fi
