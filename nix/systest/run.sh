@@ -39,6 +39,13 @@ install -m 0644 "$policy/share/dbus-1/system.d/org.paasd.Paasd1.conf" "$DIR/root
 # the stand-in is a shell script whose notifications come from systemd-notify, a child process
 printf '[Service]\nNotifyAccess=all\n' > "$DIR/rootfs/etc/systemd/system/paasd.service.d/standin.conf"
 
+# a helper that owns the bus name, to exercise the D-Bus policy (needs a C compiler and libdbus-1-dev)
+if cc -O2 -o "$DIR/bus-owner" "$HERE/bus-owner.c" $(pkg-config --cflags --libs dbus-1 2> /dev/null) 2> /dev/null; then
+  echo "built the bus-owner helper: the D-Bus policy is exercised"
+else
+  echo "no C compiler or libdbus-1-dev: the D-Bus policy is only loaded, not exercised"
+fi
+
 echo "unit under test:"
 cat "$DIR/paasd.service"
 SYSTEST_SYSTEMD=${SYSTEST_SYSTEMD:-backports} "$RUNNER" "$DIR"

@@ -57,6 +57,27 @@ journalctl -b -u dbus.service -o cat --no-pager --since "@$t0"
 check "D-Bus policy loaded without complaint" \
   'journalctl -b -u dbus.service -o cat --no-pager --since "@$t0" | grep -q "Reloaded configuration" &&
    ! journalctl -b -u dbus.service -o cat --no-pager --since "@$t0" | grep -i -E "paasd|wheel|error|unknown"'
+if [ -x /usr/local/bin/bus-owner ]; then
+  echo "--- the D-Bus policy at work (services.paas.adminGroup = wheel)"
+  useradd --no-create-home --groups wheel walter
+  useradd --no-create-home eve
+  call() { dbus-send --system --print-reply --dest=org.paasd.Paasd1 /org/paasd/Paasd1 org.paasd.Paasd1.GetStatus; }
+  runuser -u eve -- bus-owner org.paasd.Paasd1; rc=$?
+  check "a user other than paasd may not own org.paasd.Paasd1" '[ $rc = 3 ]'
+  runuser -u paasd -- bus-owner org.paasd.Paasd1 > /tmp/owner.out 2>&1 &
+  owner=$!
+  for _ in $(seq 50); do grep -q owned /tmp/owner.out && break; sleep 0.1; done
+  check "paasd may own org.paasd.Paasd1" 'grep -q "owned org.paasd.Paasd1" /tmp/owner.out'
+  check "root may call it" 'call > /dev/null'
+  check "a member of wheel may call it" 'runuser -u walter -- bash -c "$(declare -f call); call" > /dev/null'
+  runuser -u eve -- bash -c "$(declare -f call); call" > /tmp/eve.out 2>&1; rc=$?
+  cat /tmp/eve.out
+  check "anyone else is denied" '[ $rc != 0 ] && grep -q AccessDenied /tmp/eve.out'
+  check "... introspection included" \
+    '! runuser -u eve -- dbus-send --system --print-reply --dest=org.paasd.Paasd1 /org/paasd/Paasd1 org.freedesktop.DBus.Introspectable.Introspect > /dev/null 2>&1'
+  kill "$owner"
+fi
+
 echo "--- systemd-analyze security paasd.service"
 systemd-analyze security paasd.service --no-pager 2>&1 | tail -n 1
 systemctl stop paasd.service
