@@ -214,6 +214,13 @@ assert set(o["modules"]) == {"default", "paas"}
 assert o["packageArgs"]["mainProgram"] == "paasd" and o["packageArgs"]["doCheck"] is False
 ' && ok "flake outputs" || bad "flake outputs"
 
+report=$(build 'h.flake.checks.x86_64-linux.eval-assertions')
+if [ -n "$report" ] && [ "$(grep -c '^ok ' "$report")" = "$(ev 'builtins.length h.assertions.results')" ]; then
+  ok "the flake check eval-assertions builds: $report ($(grep -c '^ok ' "$report") cases ok)"
+else
+  bad "the flake check eval-assertions does not build"
+fi
+
 step "nix/package.nix source filter"
 src=$(nix-instantiate --read-write-mode --eval --strict --json -E "let h = $H; in toString h.packageArgs.src" | tr -d '"')
 if [ -d "$src" ]; then
