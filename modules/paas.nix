@@ -278,7 +278,7 @@ let
   };
 
   groupModule =
-    { name, ... }:
+    { ... }:
     {
       options = {
         displayName = mkOption {
@@ -286,8 +286,8 @@ let
           default = null;
           example = "Family members";
           description = ''
-            The group's name in LLDAP; `null` uses the attribute name `${name}`. May be changed later: the
-            group is renamed in place.
+            The group's name in LLDAP; `null` uses the attribute name. May be changed later: the group is
+            renamed in place.
           '';
         };
         attributes = mkOption {
@@ -302,7 +302,7 @@ let
     };
 
   userModule =
-    { name, ... }:
+    { ... }:
     {
       options = {
         email = mkOption {
@@ -330,7 +330,7 @@ let
         passwordFile = mkOption {
           type = types.nullOr secretFileType;
           default = null;
-          example = "/run/secrets/paas/${name}";
+          example = "/run/secrets/paas/alice";
           description =
             secretFileDesc "the user's password (one trailing newline is stripped)"
             + ''
