@@ -19,7 +19,12 @@ use serde_json::{json, Map, Value};
 
 const GROUPS: usize = 10;
 
-fn spec_json(d: &LldapDouble, dir: &std::path::Path, n: usize, changed_every: Option<usize>) -> Value {
+fn spec_json(
+    d: &LldapDouble,
+    dir: &std::path::Path,
+    n: usize,
+    changed_every: Option<usize>,
+) -> Value {
     let mut users = Map::new();
     for i in 0..n {
         let changed = changed_every.is_some_and(|k| i % k == 0);
@@ -60,7 +65,13 @@ struct Row {
     summary: String,
 }
 
-async fn run(d: &LldapDouble, spec: &Value, state: &std::path::Path, n: usize, name: &'static str) -> Row {
+async fn run(
+    d: &LldapDouble,
+    spec: &Value,
+    state: &std::path::Path,
+    n: usize,
+    name: &'static str,
+) -> Row {
     let spec = parse_spec(&spec.to_string()).expect("valid spec");
     let mut opts = Options::new(state);
     opts.concurrency = 16;
@@ -69,7 +80,12 @@ async fn run(d: &LldapDouble, spec: &Value, state: &std::path::Path, n: usize, n
     let r = reconcile::apply(&spec, &opts).await;
     let wall = t.elapsed();
     let s = d.stats();
-    assert_eq!(r.failed, 0, "{name} at {n}: {:?}", r.objects.iter().find(|o| o.error.is_some()));
+    assert_eq!(
+        r.failed,
+        0,
+        "{name} at {n}: {:?}",
+        r.objects.iter().find(|o| o.error.is_some())
+    );
     Row {
         n,
         run: name,
@@ -99,7 +115,11 @@ async fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() { vec![100, 1000, 10_000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![100, 1000, 10_000]
+    } else {
+        sizes
+    };
     println!("| N users | run | wall time | HTTP requests | request bytes | response bytes | mutations | LDAP binds | password writes | summary |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for n in sizes {
@@ -128,12 +148,23 @@ async fn main() {
         for r in rows {
             println!(
                 "| {} | {} | {:.3} s | {} | {} | {} | {} | {} | {} | {} |",
-                r.n, r.run, r.wall.as_secs_f64(), r.requests, r.req_bytes, r.resp_bytes,
-                r.mutations, r.ldap_binds, r.password_writes, r.summary
+                r.n,
+                r.run,
+                r.wall.as_secs_f64(),
+                r.requests,
+                r.req_bytes,
+                r.resp_bytes,
+                r.mutations,
+                r.ldap_binds,
+                r.password_writes,
+                r.summary
             );
         }
         d.assert_no_violations();
         d.stop().await;
     }
-    eprintln!("peak RSS of this process (client + in-process double): {} MiB", max_rss_kib() / 1024);
+    eprintln!(
+        "peak RSS of this process (client + in-process double): {} MiB",
+        max_rss_kib() / 1024
+    );
 }

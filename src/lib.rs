@@ -17,3 +17,4 @@ pub mod retry;
 pub mod secret;
 pub mod spec;
 pub mod state;
+pub mod targets;

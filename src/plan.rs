@@ -125,6 +125,8 @@ pub enum Action {
     /// State only: remember when a user left the spec (removal grace period).
     #[serde(rename_all = "camelCase")]
     MarkRemoved { user: String, since: u64 },
+    /// A step in a service with its own accounts (the change's `target` names the service).
+    Account(crate::targets::AccountAction),
 }
 
 /// What carrying out one action did, for paasd's state.

@@ -456,10 +456,10 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
         }
     }
 
-    let requests_before = 0;
     let mut created_groups: HashMap<String, i64> = HashMap::new();
     let mut failed_objects: Vec<(usize, String)> = Vec::new();
     let mut done_ok: Vec<usize> = Vec::new();
+    let mut verified: std::collections::HashSet<usize> = std::collections::HashSet::new();
     // Phases: schema and groups (sequentially: few, and users depend on them), then users
     // (concurrently), then group deletions.
     let phase_of = |c: &Change| match (c.kind, c.op) {
@@ -507,6 +507,22 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
                     created_groups.insert(key.clone(), *id);
                 }
                 p.state.record(e, spec);
+            }
+            // A password that an LDAP bind showed to be right already changed nothing.
+            let verified_only = d.error.is_none()
+                && c.actions
+                    .iter()
+                    .all(|a| matches!(a, Action::SetPassword { .. }))
+                && d.effects.iter().all(|e| {
+                    matches!(
+                        e,
+                        Effect::PasswordApplied { written: false, .. } | Effect::None
+                    )
+                });
+            if verified_only {
+                info!(paas_target = %c.target, paas_user = %c.name, paas_action = "verify-password", paas_result = "unchanged", paas_generation = opts.generation, "password of {} verified: unchanged", c.name);
+                verified.insert(d.index);
+                continue;
             }
             log_change(c, opts.generation, d.error.as_deref());
             match d.error {
@@ -566,9 +582,6 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
         });
     }
     for ((kind, name), e) in &failed_names {
-        if *kind == ObjectKind::Schema {
-            // A schema failure fails every object that needs the marker: count it once here.
-        }
         reported.insert((*kind, name.clone()));
         report.failed += 1;
         report.objects.push(ObjectReport {
@@ -579,7 +592,10 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
             error: Some(e.clone()),
         });
     }
-    for c in &plan.changes {
+    for (i, c) in plan.changes.iter().enumerate() {
+        if verified.contains(&i) {
+            continue;
+        }
         if c.kind != ObjectKind::Schema && !reported.contains(&(c.kind, c.name.clone())) {
             reported.insert((c.kind, c.name.clone()));
             report.objects.push(ObjectReport {
@@ -616,7 +632,7 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
         target: "lldap".into(),
         ok: target_error.is_none() && report.failed == 0,
         error: target_error,
-        requests: p.lldap.graphql.requests() - requests_before,
+        requests: p.lldap.graphql.requests(),
         ldap_binds: p.lldap.ldap.binds(),
         passwords_written: p.lldap.ldap.password_sets(),
     });

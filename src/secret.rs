@@ -8,7 +8,7 @@
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -74,7 +74,23 @@ pub enum SecretError {
     },
 }
 
-/// Reads a secret file: refuses files readable by group or others, strips one trailing
+/// Whether `path` is inside the unit's systemd credentials directory (`$CREDENTIALS_DIRECTORY`,
+/// or `/run/credentials/<unit>/`).
+fn in_credentials_dir(path: &Path) -> bool {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let plain = path.components().all(|c| {
+        !matches!(
+            c,
+            std::path::Component::ParentDir | std::path::Component::CurDir
+        )
+    });
+    plain
+        && (dir.is_some_and(|d| path.starts_with(&d))
+            || (path.starts_with("/run/credentials/") && path.components().count() == 5))
+}
+
+/// Reads a secret file: refuses files readable by group or others (group-readable is accepted in
+/// systemd's credentials directory, which only the unit can enter), strips one trailing
 /// newline (`\n` or `\r\n`), refuses an empty result.
 pub fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
     let read_err = |source| SecretError::Read {
@@ -83,7 +99,10 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
     };
     let meta = fs::metadata(path).map_err(read_err)?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    // systemd hands credentials (LoadCredential=) over as 0440 in a directory only the unit
+    // can enter; group-readable is fine there. Everywhere else: owner only.
+    let allowed = if in_credentials_dir(path) { 0o040 } else { 0 };
+    if mode & 0o077 & !allowed != 0 {
         return Err(SecretError::TooOpen {
             path: path.to_path_buf(),
             mode,
@@ -171,6 +190,64 @@ impl FingerprintKey {
     }
 }
 
+/// Length of generated passwords: 24 characters of `[A-Za-z0-9]` ≈ 143 bits.
+pub const GENERATED_LEN: usize = 24;
+
+/// The path of the generated password of `user` in `service`.
+pub fn generated_path(state_dir: &Path, service: &str, user: &str) -> PathBuf {
+    state_dir.join("generated").join(service).join(user)
+}
+
+/// The generated password of `user` in `service`: read from `<state_dir>/generated/<service>/<user>`
+/// (mode 0600, directories 0700); when absent and `create` is set, a new one is drawn from the
+/// OS CSPRNG and stored first. `Ok(None)`: absent and not created (plan mode).
+pub fn generated_password(
+    state_dir: &Path,
+    service: &str,
+    user: &str,
+    create: bool,
+) -> Result<Option<Secret>, SecretError> {
+    let path = generated_path(state_dir, service, user);
+    match read_secret_file(&path) {
+        Ok(s) => return Ok(Some(s)),
+        Err(SecretError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if !create {
+        return Ok(None);
+    }
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(GENERATED_LEN);
+    let mut buf = [0u8; 64];
+    while out.len() < GENERATED_LEN {
+        getrandom::getrandom(&mut buf).map_err(|e| SecretError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        // Rejection sampling: 248 = 4 × 62 keeps the distribution uniform.
+        for b in buf {
+            if b < 248 && out.len() < GENERATED_LEN {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+    let werr = |source| SecretError::Write {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(werr)?;
+    }
+    let secret = Secret(out);
+    let dir = path.parent().unwrap_or(state_dir).to_path_buf();
+    crate::state::write_atomic(&dir, &path, secret.expose().as_bytes()).map_err(werr)?;
+    Ok(Some(secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +266,20 @@ mod tests {
         assert_eq!(read_secret_file(&p).expect("read").expose(), "hunter22\n");
         let p = write(d.path(), "b", "hunter22\r\n", 0o400);
         assert_eq!(read_secret_file(&p).expect("read").expose(), "hunter22");
+    }
+
+    #[test]
+    fn credentials_directory_may_be_group_readable_but_nothing_else() {
+        assert!(in_credentials_dir(Path::new(
+            "/run/credentials/paasd.service/lldap-admin-password"
+        )));
+        assert!(!in_credentials_dir(Path::new(
+            "/run/credentials/paasd.service"
+        )));
+        assert!(!in_credentials_dir(Path::new("/run/secrets/alice")));
+        assert!(!in_credentials_dir(Path::new(
+            "/run/credentials/../secrets"
+        )));
     }
 
     #[test]
@@ -212,6 +303,37 @@ mod tests {
             read_secret_file(&missing),
             Err(SecretError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn generated_passwords_are_random_stored_0600_and_stable() {
+        let d = tempfile::tempdir().expect("tempdir");
+        assert!(generated_password(d.path(), "nextcloud", "alice", false)
+            .expect("read")
+            .is_none());
+        let a = generated_password(d.path(), "nextcloud", "alice", true)
+            .expect("create")
+            .expect("some");
+        assert_eq!(a.expose().len(), GENERATED_LEN);
+        assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));
+        let again = generated_password(d.path(), "nextcloud", "alice", true)
+            .expect("read")
+            .expect("some");
+        assert_eq!(a, again, "stored, not regenerated");
+        let b = generated_password(d.path(), "gitlab", "alice", true)
+            .expect("create")
+            .expect("some");
+        assert_ne!(a, b, "unique per service");
+        let p = generated_path(d.path(), "nextcloud", "alice");
+        assert_eq!(
+            fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let dir_mode = fs::metadata(p.parent().expect("parent"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
     }
 
     #[test]

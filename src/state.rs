@@ -26,6 +26,32 @@ pub struct State {
     pub version: u32,
     #[serde(default)]
     pub lldap: LldapState,
+    /// Services with their own accounts, by service name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, TargetState>,
+}
+
+/// What paasd manages in one service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetState {
+    /// By paasd user id.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, OwnedAccount>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedAccount {
+    /// The service's own id of the account.
+    pub remote_id: String,
+    /// Created by paasd (`false`: adopted).
+    #[serde(default)]
+    pub created: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_since: Option<u64>,
 }
 
 fn one() -> u32 {

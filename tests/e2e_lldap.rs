@@ -201,6 +201,14 @@ async fn passwords_enforce_vs_initial_and_fingerprints_avoid_rewrites() {
     let r = reconcile::apply(&spec, &o).await;
     assert_eq!(r.updated, 1, "{r:#?}");
     assert!(d.check_password("alice", "alice-New-Secret-2"));
+    // Verifying passwords that are right changes nothing and writes nothing.
+    d.reset_stats();
+    let r = reconcile::apply(&spec, &o).await;
+    assert_eq!(
+        r.summary_line(),
+        "0 created, 0 updated, 0 deleted, 5 unchanged, 0 failed"
+    );
+    assert_eq!(d.stats().ldap_ops("password_modify"), 0);
     d.assert_no_violations();
 }
 

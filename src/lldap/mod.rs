@@ -458,6 +458,9 @@ impl Lldap {
                 user: user.clone(),
                 since: (*since != 0).then_some(*since),
             }),
+            Action::Account(a) => Err(format!(
+                "internal error: a service action reached LLDAP: {a:?}"
+            )),
         }
     }
 }

@@ -187,5 +187,7 @@ fn step(
             user: user.clone(),
             since: (*since != 0).then_some(*since),
         },
+        // Services are modelled by their own simulator; the LLDAP model ignores them.
+        Action::Account(_) => Effect::None,
     }
 }
