@@ -111,7 +111,7 @@ fn parse(json: &str) -> anyhow::Result<Value> {
 }
 
 /// `paasctl status`: a table of users × targets. Exit code 0 when the daemon answered.
-pub async fn status(args: &StatusArgs) -> anyhow::Result<i32> {
+pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let bus = bus_from(args.bus.as_ref());
     let proxy = connect(&bus).await?;
     let raw = proxy.status().await.map_err(|e| explain(e, &bus))?;
@@ -124,7 +124,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<i32> {
 }
 
 /// `paasctl reconcile`: ask for a run, wait, print the summary. Exit code 1 when anything failed.
-pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<i32> {
+pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<u8> {
     let bus = bus_from(args.bus.as_ref());
     let proxy = connect(&bus).await?;
     let raw = proxy.reconcile().await.map_err(|e| explain(e, &bus))?;
@@ -150,7 +150,8 @@ pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<i32> {
 }
 
 /// `paasctl plan` without `--spec`: the daemon computes the plan for the spec it runs.
-pub async fn plan(bus: Option<&Bus>, json: bool) -> anyhow::Result<i32> {
+/// With `detailed_exitcode`, 2 means changes are pending.
+pub async fn plan(bus: Option<&Bus>, json: bool, detailed_exitcode: bool) -> anyhow::Result<u8> {
     let bus = bus_from(bus);
     let proxy = connect(&bus).await?;
     let raw = proxy.plan().await.map_err(|e| explain(e, &bus))?;
@@ -169,7 +170,13 @@ pub async fn plan(bus: Option<&Bus>, json: bool) -> anyhow::Result<i32> {
             println!();
         }
     }
-    Ok(0)
+    Ok(
+        if detailed_exitcode && v["empty"].as_bool() == Some(false) {
+            2
+        } else {
+            0
+        },
+    )
 }
 
 fn print_failures(report: &Value) {

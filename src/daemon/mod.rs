@@ -8,6 +8,7 @@
 //! spec never stops the daemon: the last good spec stays in force and the problems are shown.
 
 pub mod clock;
+pub mod core_engine;
 pub mod ctl;
 pub mod dbus;
 pub mod engine;
@@ -269,7 +270,7 @@ impl<E: Engine> Daemon<E> {
             }
             Err(problems) => {
                 for p in &problems {
-                    tracing::error!(spec = %path.display(), json_path = %p.path, problem = %p.message, "spec problem: {p}");
+                    tracing::error!(spec = %path.display(), json_path = %p.path, "spec problem: {p}");
                 }
                 let text = problems
                     .iter()

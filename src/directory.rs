@@ -1,0 +1,95 @@
+//! The observed state of LLDAP: every user (with attributes and groups), every group, and the
+//! attribute schemas — what one GraphQL query returns, in a shape the plan can diff.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::MARKER_ATTRIBUTE;
+
+/// LLDAP's built-in admin group: the only built-in group paasd changes memberships of.
+pub const ADMIN_GROUP: &str = "lldap_admin";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Directory {
+    /// By lower-case user id.
+    pub users: BTreeMap<String, DirUser>,
+    /// By group id.
+    pub groups: BTreeMap<i64, DirGroup>,
+    /// Attribute names in the user schema (lower-case).
+    pub user_attributes: BTreeMap<String, AttributeSchema>,
+    /// Attribute names in the group schema (lower-case).
+    pub group_attributes: BTreeMap<String, AttributeSchema>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirUser {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// Custom attributes by lower-case name.
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// Ids of the groups the user is a member of.
+    pub groups: BTreeSet<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirGroup {
+    pub id: i64,
+    pub display_name: String,
+    /// Custom attributes by lower-case name.
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeSchema {
+    pub attribute_type: String,
+    pub is_list: bool,
+    pub is_editable: bool,
+    pub is_readonly: bool,
+    pub is_hardcoded: bool,
+}
+
+impl DirUser {
+    /// Carries paasd's ownership marker.
+    pub fn is_marked(&self) -> bool {
+        self.attributes.contains_key(MARKER_ATTRIBUTE)
+    }
+}
+
+impl DirGroup {
+    /// The spec name recorded in paasd's marker, if the group carries one.
+    pub fn marker(&self) -> Option<&str> {
+        self.attributes
+            .get(MARKER_ATTRIBUTE)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+}
+
+impl Directory {
+    pub fn user(&self, id: &str) -> Option<&DirUser> {
+        self.users.get(&id.to_ascii_lowercase())
+    }
+
+    /// The group with this name (LLDAP group names are case-insensitive).
+    pub fn group_by_name(&self, name: &str) -> Option<&DirGroup> {
+        self.groups
+            .values()
+            .find(|g| g.display_name.eq_ignore_ascii_case(name))
+    }
+
+    /// The group paasd marked as the spec group `key`.
+    pub fn group_by_marker(&self, key: &str) -> Option<&DirGroup> {
+        self.groups.values().find(|g| g.marker() == Some(key))
+    }
+
+    /// The user (other than `except`) whose e-mail is `email`, compared case-insensitively.
+    pub fn user_with_email(&self, email: &str, except: &str) -> Option<&DirUser> {
+        self.users
+            .values()
+            .find(|u| u.email.eq_ignore_ascii_case(email) && !u.id.eq_ignore_ascii_case(except))
+    }
+}

@@ -1,0 +1,1076 @@
+//! The plan: a pure function from the desired spec, the observed LLDAP directory and paasd's own
+//! state to an ordered list of changes. No I/O happens here: the plan is a value that can be
+//! printed (`paasctl plan`), serialised (D-Bus), tested, and then applied.
+//!
+//! One [`Change`] per object (user, group, schema attribute) groups the [`Action`]s that object
+//! needs; changes are ordered so that dependencies come first (schema → groups → users →
+//! deletions of users → deletions of groups).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::directory::{DirGroup, DirUser, Directory, ADMIN_GROUP};
+use crate::spec::{PasswordMode, Removal, Spec, UserSpec, MARKER_ATTRIBUTE};
+use crate::state::State;
+
+/// The marker value paasd writes on users it manages.
+pub const USER_MARKER_VALUE: &str = "true";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectKind {
+    Schema,
+    Group,
+    User,
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Schema => "attribute",
+            ObjectKind::Group => "group",
+            ObjectKind::User => "user",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Op {
+    Create,
+    Update,
+    Adopt,
+    Disable,
+    Enable,
+    Delete,
+}
+
+/// A reference to a group in an action: by id when it exists, by spec name when paasd creates
+/// it earlier in the same apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// The spec key of a group created by this apply (its id is known only then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// One request-sized step. Secrets are never part of an action: `SetPassword` names the user,
+/// and apply reads the password file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    #[serde(rename_all = "camelCase")]
+    CreateUserAttribute { name: String },
+    #[serde(rename_all = "camelCase")]
+    CreateGroupAttribute { name: String },
+    #[serde(rename_all = "camelCase")]
+    CreateGroup {
+        key: String,
+        display_name: String,
+        attributes: BTreeMap<String, Vec<String>>,
+    },
+    #[serde(rename_all = "camelCase")]
+    UpdateGroup {
+        key: String,
+        id: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        insert_attributes: BTreeMap<String, Vec<String>>,
+        remove_attributes: Vec<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    DeleteGroup { key: String, id: i64 },
+    #[serde(rename_all = "camelCase")]
+    CreateUser {
+        id: String,
+        email: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_name: Option<String>,
+        attributes: BTreeMap<String, Vec<String>>,
+    },
+    #[serde(rename_all = "camelCase")]
+    UpdateUser {
+        id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_name: Option<String>,
+        insert_attributes: BTreeMap<String, Vec<String>>,
+        remove_attributes: Vec<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AddToGroup { user: String, group: GroupRef },
+    #[serde(rename_all = "camelCase")]
+    RemoveFromGroup { user: String, group: GroupRef },
+    /// Set the user's LLDAP password from its password file. With `verify_first`, an LDAP bind
+    /// with the desired password runs first and the write is skipped when it succeeds.
+    #[serde(rename_all = "camelCase")]
+    SetPassword { user: String, verify_first: bool },
+    #[serde(rename_all = "camelCase")]
+    DeleteUser { id: String },
+    /// State only: remember when a user left the spec (removal grace period).
+    #[serde(rename_all = "camelCase")]
+    MarkRemoved { user: String, since: u64 },
+}
+
+/// One field of an object as the plan shows it: `old → new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDiff {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+}
+
+/// Everything the plan does to one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub target: String,
+    pub kind: ObjectKind,
+    pub name: String,
+    pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub fields: Vec<FieldDiff>,
+    pub actions: Vec<Action>,
+}
+
+/// An object the plan cannot bring to the desired state; it is reported as failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanProblem {
+    pub target: String,
+    pub kind: ObjectKind,
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub problems: Vec<PlanProblem>,
+    /// Changes held back (e.g. by the mass-removal guard), with the reason.
+    pub blocked: Vec<String>,
+    /// Declared users / groups that need nothing.
+    pub unchanged_users: usize,
+    pub unchanged_groups: usize,
+}
+
+impl Plan {
+    /// Nothing to do (problems and blocked changes aside).
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn count(&self, op: Op) -> usize {
+        self.changes.iter().filter(|c| c.op == op).count()
+    }
+}
+
+/// Per declared user, what is known of its desired LLDAP password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordInput {
+    /// No password source: paasd never sets this user's password.
+    None,
+    /// The fingerprint of the desired password.
+    Fingerprint(String),
+    /// The source exists but cannot be used (unreadable file, bad mode, empty, …).
+    Unusable(String),
+}
+
+/// Everything the plan depends on.
+pub struct PlanInput<'a> {
+    pub spec: &'a Spec,
+    pub dir: &'a Directory,
+    pub state: &'a State,
+    /// By user id; a missing entry is [`PasswordInput::None`].
+    pub passwords: &'a BTreeMap<String, PasswordInput>,
+    /// Verify every enforced password by an LDAP bind, even when its fingerprint is unchanged.
+    pub verify_passwords: bool,
+    /// Override the mass-removal guard.
+    pub force: bool,
+    /// Unix time, for the removal grace period.
+    pub now: u64,
+}
+
+const TARGET: &str = "lldap";
+
+/// Indexes over the directory, built once per plan (the plan must stay O(N log N) at 100k users).
+struct Index<'a> {
+    group_by_marker: HashMap<&'a str, &'a DirGroup>,
+    group_by_name: HashMap<String, &'a DirGroup>,
+    user_by_email: HashMap<String, &'a str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(dir: &'a Directory) -> Self {
+        let mut group_by_marker = HashMap::new();
+        let mut group_by_name = HashMap::new();
+        for g in dir.groups.values() {
+            if let Some(m) = g.marker() {
+                group_by_marker.insert(m, g);
+            }
+            group_by_name.insert(g.display_name.to_ascii_lowercase(), g);
+        }
+        let user_by_email = dir
+            .users
+            .values()
+            .map(|u| (u.email.to_ascii_lowercase(), u.id.as_str()))
+            .collect();
+        Index {
+            group_by_marker,
+            group_by_name,
+            user_by_email,
+        }
+    }
+}
+
+/// How a spec group (or the disabled group) maps onto LLDAP.
+#[derive(Debug, Clone)]
+enum Resolved {
+    /// Exists; `adopt` = not marked by paasd yet.
+    Existing { id: i64, adopt: bool },
+    /// Will be created by this apply.
+    Create,
+    /// Cannot be used.
+    Conflict(String),
+}
+
+fn resolve_group<'a>(
+    key: &str,
+    display_name: &str,
+    input: &PlanInput<'a>,
+    ix: &Index<'a>,
+) -> Resolved {
+    if let Some(g) = ix.group_by_marker.get(key) {
+        return Resolved::Existing {
+            id: g.id,
+            adopt: false,
+        };
+    }
+    if let Some(id) = input.state.lldap.groups.get(key).and_then(|g| g.id) {
+        if let Some(g) = input.dir.groups.get(&id) {
+            if g.marker().is_none() {
+                return Resolved::Existing { id, adopt: true };
+            }
+        }
+    }
+    match ix.group_by_name.get(&display_name.to_ascii_lowercase()) {
+        Some(g) => match g.marker() {
+            Some(other) if other != key => Resolved::Conflict(format!(
+                "LLDAP group \"{}\" is managed by paasd as groups.{other}",
+                g.display_name
+            )),
+            _ => Resolved::Existing {
+                id: g.id,
+                adopt: g.marker().is_none(),
+            },
+        },
+        None => Resolved::Create,
+    }
+}
+
+fn group_ref(name: &str, key: &str, resolved: &Resolved) -> GroupRef {
+    match resolved {
+        Resolved::Existing { id, .. } => GroupRef {
+            name: name.to_string(),
+            id: Some(*id),
+            key: None,
+        },
+        _ => GroupRef {
+            name: name.to_string(),
+            id: None,
+            key: Some(key.to_string()),
+        },
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn show_values(v: &[String]) -> String {
+    if v.len() == 1 {
+        quote(&v[0])
+    } else {
+        format!(
+            "[{}]",
+            v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+/// Attribute values to insert, and how the plan shows them.
+type AttributeDiff = (BTreeMap<String, Vec<String>>, Vec<FieldDiff>);
+
+/// Compares desired custom attributes with observed ones; checks them against the schema.
+/// Returns (inserts, diffs) or the first problem.
+fn diff_attributes(
+    desired: &BTreeMap<String, Vec<String>>,
+    observed: Option<&BTreeMap<String, Vec<String>>>,
+    schema: &BTreeMap<String, crate::directory::AttributeSchema>,
+    which: &str,
+) -> Result<AttributeDiff, String> {
+    let mut inserts = BTreeMap::new();
+    let mut diffs = Vec::new();
+    for (name, values) in desired {
+        let Some(s) = schema.get(name) else {
+            return Err(format!(
+                "attribute \"{name}\" is not in LLDAP's {which} attribute schema (add it in LLDAP first)"
+            ));
+        };
+        if s.is_readonly || s.is_hardcoded {
+            return Err(format!("attribute \"{name}\" is read-only in LLDAP"));
+        }
+        if !s.is_list && values.len() != 1 {
+            return Err(format!(
+                "attribute \"{name}\" takes exactly one value in LLDAP ({} given)",
+                values.len()
+            ));
+        }
+        let old = observed.and_then(|o| o.get(name));
+        if old != Some(values) {
+            inserts.insert(name.clone(), values.clone());
+            diffs.push(FieldDiff {
+                field: format!("attributes.{name}"),
+                old: old.map(|v| show_values(v)),
+                new: Some(show_values(values)),
+            });
+        }
+    }
+    Ok((inserts, diffs))
+}
+
+/// Computes the plan. Pure: same input, same plan.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let spec = input.spec;
+    let dir = input.dir;
+    let ix = Index::new(dir);
+    let mut out = Plan::default();
+    let problem = |kind, name: &str, message: String| PlanProblem {
+        target: TARGET.into(),
+        kind,
+        name: name.to_string(),
+        message,
+    };
+
+    // 1. The marker attributes in both schemas.
+    if !dir.user_attributes.contains_key(MARKER_ATTRIBUTE) {
+        out.changes.push(schema_change(Action::CreateUserAttribute {
+            name: MARKER_ATTRIBUTE.into(),
+        }));
+    }
+    if !dir.group_attributes.contains_key(MARKER_ATTRIBUTE) {
+        out.changes
+            .push(schema_change(Action::CreateGroupAttribute {
+                name: MARKER_ATTRIBUTE.into(),
+            }));
+    }
+
+    // 2. Groups: declared ones, and paasd's disabled group.
+    let disabled_key = spec.lldap.disabled_group.as_str();
+    let mut resolved: BTreeMap<&str, (String, Resolved)> = BTreeMap::new();
+    let declared_groups = spec
+        .groups
+        .iter()
+        .map(|(k, g)| (k.as_str(), g.display_name.as_str(), Some(&g.attributes)))
+        .chain(std::iter::once((disabled_key, disabled_key, None)));
+    for (key, display_name, attributes) in declared_groups {
+        let r = resolve_group(key, display_name, input, &ix);
+        let empty = BTreeMap::new();
+        let attributes = attributes.unwrap_or(&empty);
+        match &r {
+            Resolved::Conflict(msg) => {
+                out.problems
+                    .push(problem(ObjectKind::Group, key, msg.clone()))
+            }
+            Resolved::Create => {
+                match diff_attributes(attributes, None, &dir.group_attributes, "group") {
+                    Ok((mut attrs, mut fields)) => {
+                        fields.insert(
+                            0,
+                            FieldDiff {
+                                field: "name".into(),
+                                old: None,
+                                new: Some(quote(display_name)),
+                            },
+                        );
+                        attrs.insert(MARKER_ATTRIBUTE.into(), vec![key.to_string()]);
+                        out.changes.push(Change {
+                            target: TARGET.into(),
+                            kind: ObjectKind::Group,
+                            name: key.to_string(),
+                            op: Op::Create,
+                            reason: None,
+                            fields,
+                            actions: vec![Action::CreateGroup {
+                                key: key.to_string(),
+                                display_name: display_name.to_string(),
+                                attributes: attrs,
+                            }],
+                        });
+                    }
+                    Err(msg) => out.problems.push(problem(ObjectKind::Group, key, msg)),
+                }
+            }
+            Resolved::Existing { id, adopt } => {
+                let Some(g) = dir.groups.get(id) else {
+                    continue;
+                };
+                match diff_attributes(
+                    attributes,
+                    Some(&g.attributes),
+                    &dir.group_attributes,
+                    "group",
+                ) {
+                    Ok((mut inserts, mut fields)) => {
+                        let rename =
+                            (g.display_name != display_name).then(|| display_name.to_string());
+                        if let Some(n) = &rename {
+                            fields.insert(
+                                0,
+                                FieldDiff {
+                                    field: "name".into(),
+                                    old: Some(quote(&g.display_name)),
+                                    new: Some(quote(n)),
+                                },
+                            );
+                        }
+                        if *adopt {
+                            inserts.insert(MARKER_ATTRIBUTE.into(), vec![key.to_string()]);
+                        }
+                        if rename.is_some() || !inserts.is_empty() {
+                            out.changes.push(Change {
+                                target: TARGET.into(),
+                                kind: ObjectKind::Group,
+                                name: key.to_string(),
+                                op: if *adopt { Op::Adopt } else { Op::Update },
+                                reason: adopt
+                                    .then(|| "exists in LLDAP, not created by paasd".to_string()),
+                                fields,
+                                actions: vec![Action::UpdateGroup {
+                                    key: key.to_string(),
+                                    id: *id,
+                                    display_name: rename,
+                                    insert_attributes: inserts,
+                                    remove_attributes: Vec::new(),
+                                }],
+                            });
+                        } else if key != disabled_key {
+                            out.unchanged_groups += 1;
+                        }
+                    }
+                    Err(msg) => out.problems.push(problem(ObjectKind::Group, key, msg)),
+                }
+            }
+        }
+        resolved.insert(key, (display_name.to_string(), r));
+    }
+
+    // Managed groups that left the spec.
+    let mut orphan_groups: Vec<(String, &DirGroup)> = Vec::new();
+    let resolved_ids: BTreeSet<i64> = resolved
+        .values()
+        .filter_map(|(_, r)| match r {
+            Resolved::Existing { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    for g in dir.groups.values() {
+        if resolved_ids.contains(&g.id) {
+            continue;
+        }
+        let key = g.marker().map(str::to_string).or_else(|| {
+            input
+                .state
+                .lldap
+                .groups
+                .iter()
+                .find(|(_, og)| og.id == Some(g.id))
+                .map(|(k, _)| k.clone())
+        });
+        if let Some(key) = key {
+            orphan_groups.push((key, g));
+        }
+    }
+
+    // The groups whose memberships paasd manages.
+    let admin_group = ix.group_by_name.get(ADMIN_GROUP).map(|g| g.id);
+    let mut scope: Vec<(String, GroupRef)> = Vec::new(); // (spec key or special, ref)
+    for (key, (name, r)) in &resolved {
+        if !matches!(r, Resolved::Conflict(_)) {
+            scope.push((key.to_string(), group_ref(name, key, r)));
+        }
+    }
+    if let Some(id) = admin_group {
+        scope.push((
+            ADMIN_GROUP.to_string(),
+            GroupRef {
+                name: ADMIN_GROUP.into(),
+                id: Some(id),
+                key: None,
+            },
+        ));
+    }
+    if spec.removal == Removal::Disable {
+        for (key, g) in &orphan_groups {
+            scope.push((
+                format!("\u{0}orphan:{key}"),
+                GroupRef {
+                    name: g.display_name.clone(),
+                    id: Some(g.id),
+                    key: None,
+                },
+            ));
+        }
+    }
+    let disabled_ref = resolved
+        .get(disabled_key)
+        .filter(|(_, r)| !matches!(r, Resolved::Conflict(_)))
+        .map(|(name, r)| group_ref(name, disabled_key, r));
+
+    let membership_diff = |u: Option<&DirUser>, id: &str, want: &BTreeSet<&str>| {
+        let mut actions = Vec::new();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for (key, gref) in &scope {
+            let is_member = match (u, gref.id) {
+                (Some(u), Some(gid)) => u.groups.contains(&gid),
+                _ => false,
+            };
+            let wanted = want.contains(key.as_str());
+            if wanted && !is_member {
+                added.push(gref.name.clone());
+                actions.push(Action::AddToGroup {
+                    user: id.to_string(),
+                    group: gref.clone(),
+                });
+            } else if !wanted && is_member {
+                removed.push(gref.name.clone());
+                actions.push(Action::RemoveFromGroup {
+                    user: id.to_string(),
+                    group: gref.clone(),
+                });
+            }
+        }
+        let field = (!added.is_empty() || !removed.is_empty()).then(|| FieldDiff {
+            field: "groups".into(),
+            old: None,
+            new: Some(
+                added
+                    .iter()
+                    .map(|g| format!("+{g}"))
+                    .chain(removed.iter().map(|g| format!("-{g}")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        });
+        (actions, field)
+    };
+    let is_disabled = |u: &DirUser| match disabled_ref.as_ref().and_then(|r| r.id) {
+        Some(gid) => u.groups.contains(&gid),
+        None => false,
+    };
+
+    // 3. Declared users.
+    let managed = |u: &DirUser| u.is_marked() || input.state.lldap.users.contains_key(&u.id);
+    let mut user_changes = Vec::new();
+    for (id, us) in &spec.users {
+        let observed = dir.user(id);
+        let mut fields = Vec::new();
+        let mut actions = Vec::new();
+        let email_owner = ix
+            .user_by_email
+            .get(&us.email.to_ascii_lowercase())
+            .copied();
+        if let Some(owner) = email_owner.filter(|o| !o.eq_ignore_ascii_case(id)) {
+            out.problems.push(problem(
+                ObjectKind::User,
+                id,
+                format!(
+                    "e-mail \"{}\" is already used by LLDAP user \"{owner}\"",
+                    us.email
+                ),
+            ));
+            continue;
+        }
+        let attrs = match diff_attributes(
+            &us.attributes,
+            observed.map(|u| &u.attributes),
+            &dir.user_attributes,
+            "user",
+        ) {
+            Ok(a) => a,
+            Err(msg) => {
+                out.problems.push(problem(ObjectKind::User, id, msg));
+                continue;
+            }
+        };
+        // The user's unusable password is a problem, but the rest of its change still applies.
+        let pw = input
+            .passwords
+            .get(id)
+            .cloned()
+            .unwrap_or(PasswordInput::None);
+        if let PasswordInput::Unusable(msg) = &pw {
+            out.problems
+                .push(problem(ObjectKind::User, id, msg.clone()));
+        }
+        let want = desired_groups(us, disabled_key);
+        let op;
+        let mut reason = None;
+        match observed {
+            None => {
+                op = Op::Create;
+                let (mut attributes, attr_fields) = attrs;
+                attributes.insert(MARKER_ATTRIBUTE.into(), vec![USER_MARKER_VALUE.into()]);
+                fields.push(new_field("email", &us.email));
+                for (f, v) in [
+                    ("displayName", &us.display_name),
+                    ("firstName", &us.first_name),
+                    ("lastName", &us.last_name),
+                ] {
+                    if let Some(v) = v {
+                        fields.push(new_field(f, v));
+                    }
+                }
+                fields.extend(attr_fields);
+                actions.push(Action::CreateUser {
+                    id: id.clone(),
+                    email: us.email.clone(),
+                    display_name: us.display_name.clone(),
+                    first_name: us.first_name.clone(),
+                    last_name: us.last_name.clone(),
+                    attributes,
+                });
+                let (ma, mf) = membership_diff(None, id, &want);
+                actions.extend(ma);
+                fields.extend(mf);
+                if let PasswordInput::Fingerprint(_) = pw {
+                    if us.enable {
+                        fields.push(FieldDiff {
+                            field: "password".into(),
+                            old: None,
+                            new: Some("(set from the password file)".into()),
+                        });
+                        actions.push(Action::SetPassword {
+                            user: id.clone(),
+                            verify_first: false,
+                        });
+                    }
+                }
+                if !us.enable {
+                    reason = Some("enable = false".into());
+                }
+            }
+            Some(u) => {
+                let is_managed = managed(u);
+                let (mut inserts, attr_fields) = attrs;
+                let mut update_email = None;
+                let mut update_dn = None;
+                let mut update_first = None;
+                let mut update_last = None;
+                if !u.email.eq_ignore_ascii_case(&us.email) {
+                    fields.push(diff_field("email", &u.email, &us.email));
+                    update_email = Some(us.email.clone());
+                }
+                for (f, cur, want, slot) in [
+                    (
+                        "displayName",
+                        &u.display_name,
+                        &us.display_name,
+                        &mut update_dn,
+                    ),
+                    (
+                        "firstName",
+                        &u.first_name,
+                        &us.first_name,
+                        &mut update_first,
+                    ),
+                    ("lastName", &u.last_name, &us.last_name, &mut update_last),
+                ] {
+                    if let Some(w) = want {
+                        if w != cur {
+                            fields.push(diff_field(f, cur, w));
+                            *slot = Some(w.clone());
+                        }
+                    }
+                }
+                fields.extend(attr_fields);
+                if !u.is_marked() {
+                    inserts.insert(MARKER_ATTRIBUTE.into(), vec![USER_MARKER_VALUE.into()]);
+                    if is_managed {
+                        fields.push(FieldDiff {
+                            field: "ownership marker".into(),
+                            old: None,
+                            new: Some("restored".into()),
+                        });
+                    }
+                }
+                if update_email.is_some()
+                    || update_dn.is_some()
+                    || update_first.is_some()
+                    || update_last.is_some()
+                    || !inserts.is_empty()
+                {
+                    actions.push(Action::UpdateUser {
+                        id: u.id.clone(),
+                        email: update_email,
+                        display_name: update_dn,
+                        first_name: update_first,
+                        last_name: update_last,
+                        insert_attributes: inserts,
+                        remove_attributes: Vec::new(),
+                    });
+                }
+                let (ma, mf) = membership_diff(Some(u), &u.id, &want);
+                actions.extend(ma);
+                fields.extend(mf);
+                if let PasswordInput::Fingerprint(fp) = &pw {
+                    let owned = input.state.lldap.users.get(&u.id);
+                    let pending_initial = owned.is_some_and(|o| o.initial_password_pending);
+                    let set = us.enable
+                        && match us.password_mode {
+                            PasswordMode::Initial => pending_initial,
+                            PasswordMode::Enforce => {
+                                input.verify_passwords
+                                    || pending_initial
+                                    || owned.and_then(|o| o.password_fingerprint.as_ref())
+                                        != Some(fp)
+                            }
+                        };
+                    if set {
+                        let verify_first = !pending_initial;
+                        fields.push(FieldDiff {
+                            field: "password".into(),
+                            old: None,
+                            new: Some(
+                                if verify_first {
+                                    "(verify by LDAP bind, set from the password file if different)"
+                                } else {
+                                    "(set from the password file)"
+                                }
+                                .into(),
+                            ),
+                        });
+                        actions.push(Action::SetPassword {
+                            user: u.id.clone(),
+                            verify_first,
+                        });
+                    }
+                }
+                let was_disabled = is_disabled(u);
+                op = if !is_managed {
+                    reason = Some("exists in LLDAP, not created by paasd".into());
+                    Op::Adopt
+                } else if !us.enable && !was_disabled {
+                    reason = Some("enable = false".into());
+                    Op::Disable
+                } else if us.enable && was_disabled {
+                    Op::Enable
+                } else {
+                    Op::Update
+                };
+                if input
+                    .state
+                    .lldap
+                    .users
+                    .get(&u.id)
+                    .is_some_and(|o| o.removed_since.is_some())
+                {
+                    // Back in the spec: forget the removal timestamp.
+                    actions.push(Action::MarkRemoved {
+                        user: u.id.clone(),
+                        since: 0,
+                    });
+                }
+            }
+        }
+        if actions.is_empty() {
+            out.unchanged_users += 1;
+        } else {
+            user_changes.push(Change {
+                target: TARGET.into(),
+                kind: ObjectKind::User,
+                name: id.clone(),
+                op,
+                reason,
+                fields,
+                actions,
+            });
+        }
+    }
+
+    // 4. Managed users that left the spec.
+    let mut removals = Vec::new();
+    let managed_total = dir
+        .users
+        .values()
+        .filter(|u| managed(u) && !u.id.eq_ignore_ascii_case(&spec.lldap.admin_username))
+        .count();
+    for u in dir.users.values() {
+        if spec.users.contains_key(&u.id)
+            || !managed(u)
+            || u.id.eq_ignore_ascii_case(&spec.lldap.admin_username)
+        {
+            continue;
+        }
+        let removed_since = input
+            .state
+            .lldap
+            .users
+            .get(&u.id)
+            .and_then(|o| o.removed_since);
+        let reason = format!(
+            "removed from the spec; removal = \"{}\"",
+            removal_name(spec.removal)
+        );
+        let delete_now = spec.removal == Removal::Delete
+            && (spec.removal_grace_period == 0
+                || removed_since
+                    .is_some_and(|t| input.now.saturating_sub(t) >= spec.removal_grace_period));
+        if delete_now {
+            removals.push(Change {
+                target: TARGET.into(),
+                kind: ObjectKind::User,
+                name: u.id.clone(),
+                op: Op::Delete,
+                reason: Some(reason),
+                fields: Vec::new(),
+                actions: vec![Action::DeleteUser { id: u.id.clone() }],
+            });
+        } else if spec.removal != Removal::Keep {
+            let want: BTreeSet<&str> = [disabled_key].into_iter().collect();
+            let (mut actions, field) = membership_diff(Some(u), &u.id, &want);
+            let mut fields: Vec<FieldDiff> = field.into_iter().collect();
+            let mut reason = reason;
+            if spec.removal == Removal::Delete && removed_since.is_none() {
+                actions.push(Action::MarkRemoved {
+                    user: u.id.clone(),
+                    since: input.now,
+                });
+                reason = format!(
+                    "{reason}; deleted after removalGracePeriod ({} s)",
+                    spec.removal_grace_period
+                );
+                fields.push(FieldDiff {
+                    field: "delete after".into(),
+                    old: None,
+                    new: Some(format!("{} s", spec.removal_grace_period)),
+                });
+            }
+            if !actions.is_empty() {
+                removals.push(Change {
+                    target: TARGET.into(),
+                    kind: ObjectKind::User,
+                    name: u.id.clone(),
+                    op: if is_disabled(u) {
+                        Op::Update
+                    } else {
+                        Op::Disable
+                    },
+                    reason: Some(reason),
+                    fields,
+                    actions,
+                });
+            }
+        }
+    }
+
+    // The mass-removal guard: disabling or deleting many managed users at once is held back.
+    let removing: Vec<&Change> = user_changes
+        .iter()
+        .chain(removals.iter())
+        .filter(|c| matches!(c.op, Op::Disable | Op::Delete))
+        .collect();
+    let n = removing.len();
+    let max = spec.removal_guard.max_percent as usize;
+    if !input.force && n > 3 && n * 100 > max * managed_total.max(1) {
+        let msg = format!(
+            "removal guard: {n} of {managed_total} managed users would be disabled or deleted ({}%), \
+             more than removalGuard.maxPercent = {max}%; these changes are held back \
+             (run `paasctl apply --force` if this is intended)",
+            n * 100 / managed_total.max(1)
+        );
+        out.blocked.push(msg);
+        user_changes.retain(|c| !matches!(c.op, Op::Disable | Op::Delete));
+        removals.retain(|c| !matches!(c.op, Op::Disable | Op::Delete));
+    }
+    out.changes.extend(user_changes);
+    out.changes.extend(removals);
+
+    // 5. Managed groups that left the spec.
+    if spec.removal == Removal::Delete {
+        for (key, g) in &orphan_groups {
+            out.changes.push(Change {
+                target: TARGET.into(),
+                kind: ObjectKind::Group,
+                name: key.clone(),
+                op: Op::Delete,
+                reason: Some("removed from the spec; removal = \"delete\"".into()),
+                fields: Vec::new(),
+                actions: vec![Action::DeleteGroup {
+                    key: key.clone(),
+                    id: g.id,
+                }],
+            });
+        }
+    }
+    out
+}
+
+fn desired_groups<'a>(us: &'a UserSpec, disabled_key: &'a str) -> BTreeSet<&'a str> {
+    if !us.enable {
+        return [disabled_key].into_iter().collect();
+    }
+    let mut want: BTreeSet<&str> = us.groups.iter().map(String::as_str).collect();
+    if us.admin {
+        want.insert(ADMIN_GROUP);
+    }
+    want
+}
+
+fn schema_change(action: Action) -> Change {
+    let (kind, name) = match &action {
+        Action::CreateUserAttribute { name } => ("user", name.clone()),
+        Action::CreateGroupAttribute { name } => ("group", name.clone()),
+        _ => ("", String::new()),
+    };
+    Change {
+        target: TARGET.into(),
+        kind: ObjectKind::Schema,
+        name: format!("{kind}.{name}"),
+        op: Op::Create,
+        reason: Some("paasd's ownership marker (hidden, not user-editable)".into()),
+        fields: Vec::new(),
+        actions: vec![action],
+    }
+}
+
+fn removal_name(r: Removal) -> &'static str {
+    match r {
+        Removal::Disable => "disable",
+        Removal::Delete => "delete",
+        Removal::Keep => "keep",
+    }
+}
+
+fn new_field(field: &str, v: &str) -> FieldDiff {
+    FieldDiff {
+        field: field.into(),
+        old: None,
+        new: Some(quote(v)),
+    }
+}
+
+fn diff_field(field: &str, old: &str, new: &str) -> FieldDiff {
+    FieldDiff {
+        field: field.into(),
+        old: Some(quote(old)),
+        new: Some(quote(new)),
+    }
+}
+
+impl fmt::Display for Plan {
+    /// Terraform-like: `+` create, `~` update, `-` delete, `±` adopt, `!` problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changes.is_empty() && self.problems.is_empty() && self.blocked.is_empty() {
+            return writeln!(
+                f,
+                "No changes. LLDAP matches the spec ({} users, {} groups).",
+                self.unchanged_users, self.unchanged_groups
+            );
+        }
+        for c in &self.changes {
+            let sign = match c.op {
+                Op::Create => "+",
+                Op::Delete => "-",
+                Op::Adopt => "±",
+                _ => "~",
+            };
+            let verb = match c.op {
+                Op::Create => "create",
+                Op::Update => "update",
+                Op::Adopt => "adopt",
+                Op::Disable => "disable",
+                Op::Enable => "enable",
+                Op::Delete => "delete",
+            };
+            write!(
+                f,
+                "  {sign} {} {} {} ({verb}",
+                c.target,
+                c.kind,
+                quote(&c.name)
+            )?;
+            if let Some(r) = &c.reason {
+                write!(f, ": {r}")?;
+            }
+            writeln!(f, ")")?;
+            let width = c.fields.iter().map(|d| d.field.len()).max().unwrap_or(0);
+            for d in &c.fields {
+                match (&d.old, &d.new) {
+                    (Some(o), Some(n)) => writeln!(f, "      ~ {:width$} = {o} -> {n}", d.field)?,
+                    (None, Some(n)) => writeln!(
+                        f,
+                        "      {} {:width$} = {n}",
+                        if c.op == Op::Create { "+" } else { "~" },
+                        d.field
+                    )?,
+                    (Some(o), None) => writeln!(f, "      - {:width$} = {o}", d.field)?,
+                    (None, None) => writeln!(f, "      ~ {}", d.field)?,
+                }
+            }
+        }
+        for p in &self.problems {
+            writeln!(
+                f,
+                "  ! {} {} {}: {}",
+                p.target,
+                p.kind,
+                quote(&p.name),
+                p.message
+            )?;
+        }
+        for b in &self.blocked {
+            writeln!(f, "  ! {b}")?;
+        }
+        let changed = self
+            .changes
+            .iter()
+            .filter(|c| !matches!(c.op, Op::Create | Op::Delete))
+            .count();
+        writeln!(
+            f,
+            "\nPlan: {} to create, {changed} to change, {} to delete{}.",
+            self.count(Op::Create),
+            self.count(Op::Delete),
+            if self.problems.is_empty() {
+                String::new()
+            } else {
+                format!(", {} with problems", self.problems.len())
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

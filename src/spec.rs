@@ -1,0 +1,1175 @@
+//! Spec v1: the JSON document the NixOS module renders to `/etc/paas/spec.json`.
+//!
+//! Parsing is strict and reports every problem at once, each with its JSON path
+//! (`users.alice.email: …`). The parser walks a `serde_json::Value` by hand instead of using
+//! `#[serde(deny_unknown_fields)]`, because serde stops at the first error.
+//!
+//! The spec holds no secret: only paths of secret files (`…File` keys).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Names of the services paasd can provision besides LLDAP, in the order they are reconciled.
+pub const SERVICE_NAMES: [&str; 5] = ["nextcloud", "gitlab", "jellyfin", "vaultwarden", "mailcow"];
+
+/// The reserved attribute paasd uses as its ownership marker inside LLDAP.
+pub const MARKER_ATTRIBUTE: &str = "paasd-managed";
+
+/// A validated spec.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    pub version: u32,
+    pub lldap: LldapSpec,
+    pub removal: Removal,
+    /// Seconds a removed user stays disabled before `removal = "delete"` deletes it.
+    pub removal_grace_period: u64,
+    pub removal_guard: RemovalGuard,
+    pub passwords: Passwords,
+    pub groups: BTreeMap<String, GroupSpec>,
+    pub users: BTreeMap<String, UserSpec>,
+    pub services: Services,
+    /// Non-fatal remarks (e.g. settings accepted but not implemented yet).
+    #[serde(skip)]
+    pub warnings: Vec<SpecProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LldapSpec {
+    pub url: String,
+    pub ldap_url: String,
+    pub base_dn: String,
+    pub admin_username: String,
+    pub admin_password_file: PathBuf,
+    pub disabled_group: String,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Removal {
+    Disable,
+    Delete,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovalGuard {
+    pub max_percent: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PasswordStrategy {
+    PerUser,
+    Universal,
+    Generated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Passwords {
+    pub strategy: PasswordStrategy,
+    pub universal_password_file: Option<PathBuf>,
+}
+
+/// Values of a custom attribute: always a list (a single string becomes a one-element list).
+pub type AttributeValues = Vec<String>;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSpec {
+    /// The LLDAP group name; defaults to the map key.
+    pub display_name: String,
+    pub attributes: BTreeMap<String, AttributeValues>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PasswordMode {
+    Enforce,
+    Initial,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub groups: Vec<String>,
+    pub admin: bool,
+    pub password_file: Option<PathBuf>,
+    pub password_mode: PasswordMode,
+    pub enable: bool,
+    pub attributes: BTreeMap<String, AttributeValues>,
+    pub password_strategy: Option<PasswordStrategy>,
+    /// Services this user gets an account in; `None` = every configured service.
+    pub services: Option<Vec<String>>,
+    pub service_settings: UserServiceSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserServiceSettings {
+    pub nextcloud: NextcloudUser,
+    pub gitlab: GitlabUser,
+    pub jellyfin: JellyfinUser,
+    pub mailcow: MailcowUser,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextcloudUser {
+    pub quota: Option<String>,
+    pub groups: Vec<String>,
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitlabUser {
+    pub admin: bool,
+    pub external: bool,
+    pub can_create_group: Option<bool>,
+    pub projects_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JellyfinUser {
+    pub admin: bool,
+    pub enable_all_folders: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailcowUser {
+    /// MiB.
+    pub quota: Option<u64>,
+    pub active: Option<bool>,
+}
+
+/// Connections to the services besides LLDAP; `Some` = configured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Services {
+    pub nextcloud: Option<ServiceConnection>,
+    pub gitlab: Option<ServiceConnection>,
+    pub jellyfin: Option<ServiceConnection>,
+    pub vaultwarden: Option<ServiceConnection>,
+    pub mailcow: Option<ServiceConnection>,
+}
+
+impl Services {
+    pub fn get(&self, name: &str) -> Option<&ServiceConnection> {
+        match name {
+            "nextcloud" => self.nextcloud.as_ref(),
+            "gitlab" => self.gitlab.as_ref(),
+            "jellyfin" => self.jellyfin.as_ref(),
+            "vaultwarden" => self.vaultwarden.as_ref(),
+            "mailcow" => self.mailcow.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Names of the configured services.
+    pub fn configured(&self) -> Vec<&'static str> {
+        SERVICE_NAMES
+            .iter()
+            .copied()
+            .filter(|n| self.get(n).is_some())
+            .collect()
+    }
+}
+
+/// One service connection. Which of the optional fields are required depends on the service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceConnection {
+    pub url: String,
+    /// Nextcloud's admin user.
+    pub admin_user: Option<String>,
+    /// The secret file: adminPasswordFile / tokenFile / apiKeyFile / adminTokenFile.
+    pub secret_file: PathBuf,
+    pub ldap_provider: Option<String>,
+    pub domain: Option<String>,
+    pub groups: Vec<String>,
+    /// `None` = the deployment strategy; `Some(None)` = "none" (the service logs in through LDAP/SSO).
+    pub password_strategy: Option<Option<PasswordStrategy>>,
+}
+
+/// One problem found in a spec, with the JSON path it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpecProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a spec could not be loaded: it could not be read, or it has problems (all of them).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(.0))]
+    Invalid(Vec<SpecProblem>),
+}
+
+fn render_problems(problems: &[SpecProblem]) -> String {
+    let mut s = format!(
+        "the spec has {} error{}:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        s.push_str("\n  ");
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+impl SpecError {
+    /// Every problem (for a read error: one problem with an empty path).
+    pub fn problems(&self) -> Vec<SpecProblem> {
+        match self {
+            SpecError::Read { .. } => vec![SpecProblem {
+                path: String::new(),
+                message: self.to_string(),
+            }],
+            SpecError::Invalid(p) => p.clone(),
+        }
+    }
+}
+
+/// Reads and validates a spec file (symlinks are followed).
+pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_spec(&text)
+}
+
+/// Parses and validates a spec document.
+pub fn parse_spec(text: &str) -> Result<Spec, SpecError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        SpecError::Invalid(vec![SpecProblem {
+            path: String::new(),
+            message: format!("not valid JSON: {e}"),
+        }])
+    })?;
+    let mut cx = Cx::default();
+    let spec = read_spec(&mut cx, &value);
+    match spec {
+        Some(mut spec) if cx.problems.is_empty() => {
+            spec.warnings = cx.warnings;
+            Ok(spec)
+        }
+        _ => Err(SpecError::Invalid(cx.problems)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reader: a walk over serde_json::Value that collects problems instead of stopping.
+
+#[derive(Default)]
+struct Cx {
+    problems: Vec<SpecProblem>,
+    warnings: Vec<SpecProblem>,
+}
+
+impl Cx {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(SpecProblem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+    fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(SpecProblem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// `parent.key`, or `parent["odd key"]` when the key is not a plain identifier.
+fn join(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_string(),
+        (false, true) => format!("{parent}.{key}"),
+        (_, false) => format!("{parent}[{}]", Value::String(key.to_string())),
+    }
+}
+
+fn index(parent: &str, i: usize) -> String {
+    format!("{parent}[{i}]")
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An object being read: remembers which keys were consumed, reports the others as unknown.
+struct Obj<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    known: Vec<&'static str>,
+}
+
+impl<'a> Obj<'a> {
+    fn new(cx: &mut Cx, path: &str, v: &'a Value) -> Option<Obj<'a>> {
+        match v {
+            Value::Object(map) => Some(Obj {
+                path: path.to_string(),
+                map,
+                known: Vec::new(),
+            }),
+            other => {
+                cx.err(
+                    path,
+                    format!("expected an object, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn at(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+
+    /// The value of an optional key (`null` counts as absent).
+    fn opt(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.known.push(key);
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    /// The value of a required key.
+    fn req(&mut self, cx: &mut Cx, key: &'static str) -> Option<&'a Value> {
+        let v = self.opt(key);
+        if v.is_none() {
+            cx.err(&self.path, format!("missing required key \"{key}\""));
+        }
+        v
+    }
+
+    fn finish(self, cx: &mut Cx) {
+        for key in self.map.keys() {
+            if !self.known.contains(&key.as_str()) {
+                cx.err(
+                    &self.at(key),
+                    format!("unknown key (known keys: {})", self.known.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn string(&mut self, cx: &mut Cx, key: &'static str) -> Option<String> {
+        let v = self.opt(key)?;
+        as_string(cx, &self.at(key), v)
+    }
+
+    fn req_string(&mut self, cx: &mut Cx, key: &'static str) -> Option<String> {
+        let v = self.req(cx, key)?;
+        as_string(cx, &self.at(key), v)
+    }
+
+    fn bool(&mut self, cx: &mut Cx, key: &'static str) -> Option<bool> {
+        let v = self.opt(key)?;
+        match v {
+            Value::Bool(b) => Some(*b),
+            other => {
+                cx.err(
+                    &self.at(key),
+                    format!("expected true or false, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, cx: &mut Cx, key: &'static str, min: u64, max: u64) -> Option<u64> {
+        let v = self.opt(key)?;
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                cx.err(
+                    &self.at(key),
+                    format!("{n} is out of range ({min} to {max})"),
+                );
+                None
+            }
+            None => {
+                cx.err(
+                    &self.at(key),
+                    format!("expected a whole number, found {}", type_name(v)),
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, cx: &mut Cx, key: &'static str, required: bool) -> Option<PathBuf> {
+        let v = if required {
+            self.req(cx, key)?
+        } else {
+            self.opt(key)?
+        };
+        let at = self.at(key);
+        let s = as_string(cx, &at, v)?;
+        check_secret_path(cx, &at, &s)
+    }
+
+    fn string_list(&mut self, cx: &mut Cx, key: &'static str) -> Option<Vec<String>> {
+        let v = self.opt(key)?;
+        let at = self.at(key);
+        as_string_list(cx, &at, v)
+    }
+
+    fn enum_of<T: Copy>(
+        &mut self,
+        cx: &mut Cx,
+        key: &'static str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let v = self.opt(key)?;
+        let at = self.at(key);
+        let s = as_string(cx, &at, v)?;
+        match choices.iter().find(|(name, _)| *name == s) {
+            Some((_, t)) => Some(*t),
+            None => {
+                let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+                cx.err(&at, format!("\"{s}\" is not one of {}", names.join(", ")));
+                None
+            }
+        }
+    }
+}
+
+fn as_string(cx: &mut Cx, path: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        other => {
+            cx.err(
+                path,
+                format!("expected a string, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn as_string_list(cx: &mut Cx, path: &str, v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match as_string(cx, &index(path, i), item) {
+                    Some(s) => out.push(s),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
+        other => {
+            cx.err(
+                path,
+                format!("expected a list of strings, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn check_secret_path(cx: &mut Cx, path: &str, s: &str) -> Option<PathBuf> {
+    if !s.starts_with('/') {
+        cx.err(path, format!("\"{s}\" is not an absolute path"));
+        None
+    } else if s.starts_with("/nix/store/") {
+        cx.err(
+            path,
+            format!(
+                "\"{s}\" is in the Nix store, which is world-readable: keep secrets outside it"
+            ),
+        );
+        None
+    } else {
+        Some(PathBuf::from(s))
+    }
+}
+
+/// A valid LLDAP user id: lower-case letters, digits, `_ - .`, starting with a letter or digit.
+pub fn valid_user_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c))
+}
+
+/// A valid group name: `A-Z a-z 0-9 _ - .`, 1–64 characters, not a built-in `lldap_` group.
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !name.to_ascii_lowercase().starts_with("lldap_")
+}
+
+/// A plausible e-mail address (what LLDAP and the services accept): `local@domain.tld`, no spaces.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A valid custom attribute name: `A-Z a-z 0-9 -`, as LLDAP's schema accepts.
+pub fn valid_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Parses `"0"`, `"90"`, `"90s"`, `"15m"`, `"12h"`, `"30d"` into seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+fn read_spec(cx: &mut Cx, root: &Value) -> Option<Spec> {
+    let mut o = Obj::new(cx, "", root)?;
+    let version = match o.req(cx, "version") {
+        Some(v) if v.as_u64() == Some(1) => Some(1),
+        Some(v) => {
+            cx.err(
+                "version",
+                format!("unsupported version {v} (this paasd reads version 1)"),
+            );
+            None
+        }
+        None => None,
+    };
+    let lldap = o.req(cx, "lldap").and_then(|v| read_lldap(cx, v));
+    let removal = o
+        .enum_of(
+            cx,
+            "removal",
+            &[
+                ("disable", Removal::Disable),
+                ("delete", Removal::Delete),
+                ("keep", Removal::Keep),
+            ],
+        )
+        .unwrap_or(Removal::Disable);
+    let removal_grace_period = match o.string(cx, "removalGracePeriod") {
+        Some(s) => {
+            match parse_duration(&s) {
+                Some(n) => n,
+                None => {
+                    cx.err(
+                    "removalGracePeriod",
+                    format!("\"{s}\" is not a duration (examples: \"0\", \"90s\", \"12h\", \"30d\")"),
+                );
+                    0
+                }
+            }
+        }
+        None => 0,
+    };
+    let removal_guard = match o.opt("removalGuard") {
+        Some(v) => read_guard(cx, v),
+        None => RemovalGuard { max_percent: 25 },
+    };
+    let passwords = match o.opt("passwords") {
+        Some(v) => read_passwords(cx, v),
+        None => Passwords {
+            strategy: PasswordStrategy::PerUser,
+            universal_password_file: None,
+        },
+    };
+    let groups = match o.opt("groups") {
+        Some(v) => read_groups(cx, v),
+        None => BTreeMap::new(),
+    };
+    let mut services = Services::default();
+    for name in SERVICE_NAMES {
+        if let Some(v) = o.opt(name) {
+            let conn = read_service(cx, name, v);
+            match name {
+                "nextcloud" => services.nextcloud = conn,
+                "gitlab" => services.gitlab = conn,
+                "jellyfin" => services.jellyfin = conn,
+                "vaultwarden" => services.vaultwarden = conn,
+                _ => services.mailcow = conn,
+            }
+        }
+    }
+    let users = match o.opt("users") {
+        Some(v) => read_users(cx, v, &services),
+        None => BTreeMap::new(),
+    };
+    o.finish(cx);
+
+    let lldap = lldap?;
+    cross_check(cx, &lldap, &groups, &users, &services, &passwords);
+    Some(Spec {
+        version: version?,
+        lldap,
+        removal,
+        removal_grace_period,
+        removal_guard,
+        passwords,
+        groups,
+        users,
+        services,
+        warnings: Vec::new(),
+    })
+}
+
+fn read_lldap(cx: &mut Cx, v: &Value) -> Option<LldapSpec> {
+    let mut o = Obj::new(cx, "lldap", v)?;
+    let url = o.req_string(cx, "url");
+    if let Some(u) = &url {
+        check_url(cx, "lldap.url", u, &["http", "https"]);
+    }
+    let ldap_url = o.req_string(cx, "ldapUrl");
+    if let Some(u) = &ldap_url {
+        check_url(cx, "lldap.ldapUrl", u, &["ldap", "ldaps"]);
+    }
+    let base_dn = o.req_string(cx, "baseDn");
+    if let Some(b) = &base_dn {
+        if !b.contains('=') || b.trim() != b {
+            cx.err(
+                "lldap.baseDn",
+                format!("\"{b}\" is not a DN (example: dc=example,dc=com)"),
+            );
+        }
+    }
+    let admin_username = o
+        .string(cx, "adminUsername")
+        .unwrap_or_else(|| "admin".into());
+    if !valid_user_id(&admin_username) {
+        cx.err(
+            "lldap.adminUsername",
+            format!("\"{admin_username}\" is not a valid LLDAP user id"),
+        );
+    }
+    let admin_password_file = o.path(cx, "adminPasswordFile", true);
+    let disabled_group = o
+        .string(cx, "disabledGroup")
+        .unwrap_or_else(|| "paas_disabled".into());
+    if !valid_group_name(&disabled_group) {
+        cx.err(
+            "lldap.disabledGroup",
+            format!("\"{disabled_group}\" is not a valid group name"),
+        );
+    }
+    let timeout_seconds = o.uint(cx, "timeoutSeconds", 1, 600).unwrap_or(30);
+    o.finish(cx);
+    Some(LldapSpec {
+        url: url?.trim_end_matches('/').to_string(),
+        ldap_url: ldap_url?,
+        base_dn: base_dn?,
+        admin_username,
+        admin_password_file: admin_password_file?,
+        disabled_group,
+        timeout_seconds,
+    })
+}
+
+fn check_url(cx: &mut Cx, path: &str, s: &str, schemes: &[&str]) {
+    match reqwest::Url::parse(s) {
+        Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some() => {}
+        Ok(u) => cx.err(
+            path,
+            format!(
+                "\"{s}\": scheme \"{}\" is not one of {}",
+                u.scheme(),
+                schemes.join(", ")
+            ),
+        ),
+        Err(e) => cx.err(path, format!("\"{s}\" is not a URL: {e}")),
+    }
+}
+
+fn read_guard(cx: &mut Cx, v: &Value) -> RemovalGuard {
+    let Some(mut o) = Obj::new(cx, "removalGuard", v) else {
+        return RemovalGuard { max_percent: 25 };
+    };
+    let max_percent = o.uint(cx, "maxPercent", 0, 100).unwrap_or(25) as u32;
+    o.finish(cx);
+    RemovalGuard { max_percent }
+}
+
+const STRATEGIES: [(&str, PasswordStrategy); 3] = [
+    ("perUser", PasswordStrategy::PerUser),
+    ("universal", PasswordStrategy::Universal),
+    ("generated", PasswordStrategy::Generated),
+];
+
+fn read_passwords(cx: &mut Cx, v: &Value) -> Passwords {
+    let mut out = Passwords {
+        strategy: PasswordStrategy::PerUser,
+        universal_password_file: None,
+    };
+    let Some(mut o) = Obj::new(cx, "passwords", v) else {
+        return out;
+    };
+    if let Some(s) = o.enum_of(cx, "strategy", &STRATEGIES) {
+        out.strategy = s;
+    }
+    out.universal_password_file = o.path(cx, "universalPasswordFile", false);
+    o.finish(cx);
+    out
+}
+
+fn read_attributes(cx: &mut Cx, path: &str, v: &Value) -> BTreeMap<String, AttributeValues> {
+    let mut out = BTreeMap::new();
+    let Value::Object(map) = v else {
+        cx.err(path, format!("expected an object, found {}", type_name(v)));
+        return out;
+    };
+    for (name, value) in map {
+        let at = join(path, name);
+        if !valid_attribute_name(name) {
+            cx.err(
+                &at,
+                "attribute names are 1-64 characters of A-Z a-z 0-9 and -",
+            );
+            continue;
+        }
+        if name.eq_ignore_ascii_case(MARKER_ATTRIBUTE) {
+            cx.err(
+                &at,
+                format!(
+                    "\"{MARKER_ATTRIBUTE}\" is reserved: paasd uses it to mark what it manages"
+                ),
+            );
+            continue;
+        }
+        let values = match value {
+            Value::String(s) => Some(vec![s.clone()]),
+            other => as_string_list(cx, &at, other),
+        };
+        if let Some(values) = values {
+            out.insert(name.to_ascii_lowercase(), values);
+        }
+    }
+    out
+}
+
+fn read_groups(cx: &mut Cx, v: &Value) -> BTreeMap<String, GroupSpec> {
+    let mut out = BTreeMap::new();
+    let Value::Object(map) = v else {
+        cx.err(
+            "groups",
+            format!("expected an object, found {}", type_name(v)),
+        );
+        return out;
+    };
+    for (name, g) in map {
+        let path = join("groups", name);
+        if !valid_group_name(name) {
+            cx.err(
+                &path,
+                "group names are 1-64 characters of A-Z a-z 0-9 _ - . and must not start with \"lldap_\"",
+            );
+        }
+        let Some(mut o) = Obj::new(cx, &path, g) else {
+            continue;
+        };
+        let display_name = o.string(cx, "displayName").unwrap_or_else(|| name.clone());
+        if display_name.trim().is_empty() {
+            cx.err(&o.at("displayName"), "must not be empty");
+        } else if display_name.to_ascii_lowercase().starts_with("lldap_") {
+            cx.err(
+                &o.at("displayName"),
+                "names starting with \"lldap_\" are LLDAP's built-in groups",
+            );
+        }
+        let attributes = match o.opt("attributes") {
+            Some(v) => read_attributes(cx, &o.at("attributes"), v),
+            None => BTreeMap::new(),
+        };
+        o.finish(cx);
+        out.insert(
+            name.clone(),
+            GroupSpec {
+                display_name,
+                attributes,
+            },
+        );
+    }
+    out
+}
+
+fn read_users(cx: &mut Cx, v: &Value, services: &Services) -> BTreeMap<String, UserSpec> {
+    let mut out = BTreeMap::new();
+    let Value::Object(map) = v else {
+        cx.err(
+            "users",
+            format!("expected an object, found {}", type_name(v)),
+        );
+        return out;
+    };
+    for (id, u) in map {
+        let path = join("users", id);
+        if !valid_user_id(id) {
+            cx.err(
+                &path,
+                "user ids are 1-64 characters of a-z 0-9 _ - . starting with a letter or digit",
+            );
+        }
+        if let Some(user) = read_user(cx, &path, u, services) {
+            out.insert(id.clone(), user);
+        }
+    }
+    out
+}
+
+fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<UserSpec> {
+    let mut o = Obj::new(cx, path, v)?;
+    let email = o.req_string(cx, "email");
+    if let Some(e) = &email {
+        if !valid_email(e) {
+            cx.err(&o.at("email"), format!("\"{e}\" is not an e-mail address"));
+        }
+    }
+    let display_name = o.string(cx, "displayName");
+    let first_name = o.string(cx, "firstName");
+    let last_name = o.string(cx, "lastName");
+    let groups = o.string_list(cx, "groups").unwrap_or_default();
+    let admin = o.bool(cx, "admin").unwrap_or(false);
+    let password_file = o.path(cx, "passwordFile", false);
+    let password_mode = o
+        .enum_of(
+            cx,
+            "passwordMode",
+            &[
+                ("enforce", PasswordMode::Enforce),
+                ("initial", PasswordMode::Initial),
+            ],
+        )
+        .unwrap_or(PasswordMode::Enforce);
+    let enable = o.bool(cx, "enable").unwrap_or(true);
+    let attributes = match o.opt("attributes") {
+        Some(v) => read_attributes(cx, &o.at("attributes"), v),
+        None => BTreeMap::new(),
+    };
+    let password_strategy = o.enum_of(cx, "passwordStrategy", &STRATEGIES);
+    let services_list = o.string_list(cx, "services");
+    if let Some(list) = &services_list {
+        let at = o.at("services");
+        let mut seen = BTreeSet::new();
+        for (i, s) in list.iter().enumerate() {
+            if !SERVICE_NAMES.contains(&s.as_str()) {
+                cx.err(
+                    &index(&at, i),
+                    format!(
+                        "unknown service \"{s}\" (known: {})",
+                        SERVICE_NAMES.join(", ")
+                    ),
+                );
+            } else if services.get(s).is_none() {
+                cx.err(
+                    &index(&at, i),
+                    format!(
+                        "service \"{s}\" is not configured (add a top-level \"{s}\" connection)"
+                    ),
+                );
+            } else if !seen.insert(s.as_str()) {
+                cx.err(&index(&at, i), format!("service \"{s}\" is listed twice"));
+            }
+        }
+    }
+    let mut settings = UserServiceSettings::default();
+    for name in SERVICE_NAMES {
+        let Some(sv) = o.opt(name) else { continue };
+        let at = o.at(name);
+        let Some(mut so) = Obj::new(cx, &at, sv) else {
+            continue;
+        };
+        match name {
+            "nextcloud" => {
+                settings.nextcloud.quota = so.string(cx, "quota");
+                if let Some(q) = &settings.nextcloud.quota {
+                    if !valid_nextcloud_quota(q) {
+                        cx.err(&so.at("quota"), format!("\"{q}\" is not a quota (examples: \"10 GB\", \"500 MB\", \"none\", \"default\")"));
+                    }
+                }
+                settings.nextcloud.groups = so.string_list(cx, "groups").unwrap_or_default();
+                settings.nextcloud.admin = so.bool(cx, "admin").unwrap_or(false);
+            }
+            "gitlab" => {
+                settings.gitlab.admin = so.bool(cx, "admin").unwrap_or(false);
+                settings.gitlab.external = so.bool(cx, "external").unwrap_or(false);
+                settings.gitlab.can_create_group = so.bool(cx, "canCreateGroup");
+                settings.gitlab.projects_limit = so.uint(cx, "projectsLimit", 0, 1_000_000);
+            }
+            "jellyfin" => {
+                settings.jellyfin.admin = so.bool(cx, "admin").unwrap_or(false);
+                settings.jellyfin.enable_all_folders = so.bool(cx, "enableAllFolders");
+            }
+            "mailcow" => {
+                settings.mailcow.quota = so.uint(cx, "quota", 0, 1 << 40);
+                settings.mailcow.active = so.bool(cx, "active");
+            }
+            _ => {}
+        }
+        let non_empty = !so.map.is_empty();
+        so.finish(cx);
+        if non_empty {
+            if services.get(name).is_none() {
+                cx.warn(
+                    &at,
+                    format!("service \"{name}\" is not configured: these settings are ignored"),
+                );
+            } else {
+                cx.warn(
+                    &at,
+                    format!(
+                        "the {name} reconciler is not implemented yet: these settings are ignored"
+                    ),
+                );
+            }
+        }
+    }
+    o.finish(cx);
+    Some(UserSpec {
+        email: email?,
+        display_name,
+        first_name,
+        last_name,
+        groups,
+        admin,
+        password_file,
+        password_mode,
+        enable,
+        attributes,
+        password_strategy,
+        services: services_list,
+        service_settings: settings,
+    })
+}
+
+/// Nextcloud quota strings: `none`, `default`, a byte count, or a number with a unit (`10 GB`).
+pub fn valid_nextcloud_quota(q: &str) -> bool {
+    if q == "none" || q == "default" {
+        return true;
+    }
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    !num.is_empty()
+        && num.parse::<f64>().is_ok()
+        && matches!(
+            unit.trim().to_ascii_uppercase().as_str(),
+            "" | "B" | "KB" | "MB" | "GB" | "TB" | "K" | "M" | "G" | "T"
+        )
+}
+
+fn read_service(cx: &mut Cx, name: &'static str, v: &Value) -> Option<ServiceConnection> {
+    let mut o = Obj::new(cx, name, v)?;
+    let url = o.req_string(cx, "url");
+    if let Some(u) = &url {
+        check_url(cx, &o.at("url"), u, &["http", "https"]);
+    }
+    let secret_key: &'static str = match name {
+        "nextcloud" => "adminPasswordFile",
+        "gitlab" => "tokenFile",
+        "vaultwarden" => "adminTokenFile",
+        _ => "apiKeyFile",
+    };
+    let admin_user = if name == "nextcloud" {
+        o.req_string(cx, "adminUser")
+    } else {
+        None
+    };
+    let secret_file = o.path(cx, secret_key, true);
+    let ldap_provider = if name == "gitlab" {
+        o.string(cx, "ldapProvider")
+    } else {
+        None
+    };
+    let domain = if name == "mailcow" {
+        let d = o.req_string(cx, "domain");
+        if let Some(d) = &d {
+            if !d.contains('.') || d.contains('@') || d.contains(char::is_whitespace) {
+                cx.err(&o.at("domain"), format!("\"{d}\" is not a mail domain"));
+            }
+        }
+        d
+    } else {
+        None
+    };
+    let groups = o.string_list(cx, "groups").unwrap_or_default();
+    let password_strategy = if name == "vaultwarden" {
+        None
+    } else {
+        let mut choices: Vec<(&str, Option<PasswordStrategy>)> =
+            STRATEGIES.iter().map(|(n, s)| (*n, Some(*s))).collect();
+        choices.push(("none", None));
+        o.enum_of(cx, "passwordStrategy", &choices)
+    };
+    o.finish(cx);
+    cx.warn(
+        name,
+        format!("the {name} reconciler is not implemented yet: this connection is validated but not used"),
+    );
+    Some(ServiceConnection {
+        url: url?,
+        admin_user,
+        secret_file: secret_file?,
+        ldap_provider,
+        domain,
+        groups,
+        password_strategy,
+    })
+}
+
+fn cross_check(
+    cx: &mut Cx,
+    lldap: &LldapSpec,
+    groups: &BTreeMap<String, GroupSpec>,
+    users: &BTreeMap<String, UserSpec>,
+    services: &Services,
+    passwords: &Passwords,
+) {
+    // Group names are case-insensitive in LLDAP: two keys/display names must not collide.
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for (key, g) in groups {
+        let lower = g.display_name.to_ascii_lowercase();
+        if let Some(other) = names.get(&lower) {
+            cx.err(
+                &join(&join("groups", key), "displayName"),
+                format!(
+                    "group name \"{}\" is also used by groups.{other}",
+                    g.display_name
+                ),
+            );
+        } else {
+            names.insert(lower, key.clone());
+        }
+    }
+    if names.contains_key(&lldap.disabled_group.to_ascii_lowercase()) {
+        cx.err(
+            "lldap.disabledGroup",
+            format!(
+                "\"{}\" is also declared under groups: the disabled group is paasd's own",
+                lldap.disabled_group
+            ),
+        );
+    }
+    if users.contains_key(&lldap.admin_username) {
+        cx.err(
+            &join("users", &lldap.admin_username),
+            "this is lldap.adminUsername, the account paasd logs in with; paasd never modifies it",
+        );
+    }
+    let mut emails: BTreeMap<String, String> = BTreeMap::new();
+    let mut universal_needed = passwords.strategy == PasswordStrategy::Universal;
+    for (id, u) in users {
+        let path = join("users", id);
+        for (i, g) in u.groups.iter().enumerate() {
+            let at = index(&join(&path, "groups"), i);
+            if !groups.contains_key(g) {
+                cx.err(&at, format!("group \"{g}\" is not declared under groups"));
+            } else if u.groups[..i].contains(g) {
+                cx.err(&at, format!("group \"{g}\" is listed twice"));
+            }
+        }
+        let lower = u.email.to_ascii_lowercase();
+        if let Some(other) = emails.get(&lower) {
+            cx.err(
+                &join(&path, "email"),
+                format!("e-mail \"{}\" is also used by users.{other}", u.email),
+            );
+        } else {
+            emails.insert(lower, id.clone());
+        }
+        if u.password_strategy == Some(PasswordStrategy::Universal) {
+            universal_needed = true;
+        }
+    }
+    for name in SERVICE_NAMES {
+        let Some(conn) = services.get(name) else {
+            continue;
+        };
+        for (i, g) in conn.groups.iter().enumerate() {
+            if !valid_group_name(g) {
+                cx.err(
+                    &index(&join(name, "groups"), i),
+                    format!("\"{g}\" is not a valid group name"),
+                );
+            }
+        }
+        if conn.password_strategy == Some(Some(PasswordStrategy::Universal)) {
+            universal_needed = true;
+        }
+    }
+    if universal_needed && passwords.universal_password_file.is_none() {
+        cx.err(
+            "passwords.universalPasswordFile",
+            "the \"universal\" password strategy is used, but no universalPasswordFile is set",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! paasd's own state: what it created or adopted (ownership), fingerprints of applied
+//! passwords, removal timestamps, and create intents. Kept in `<state_dir>/state.json`, written
+//! atomically (temp file, fsync, rename, fsync of the directory), mode 0600.
+//!
+//! The state file is a cache of ownership, not its only record: paasd also marks what it manages
+//! inside LLDAP (`paasd-managed` attribute), so losing this file loses only password
+//! fingerprints (each password is then verified once by an LDAP bind).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const STATE_FILE: &str = "state.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    #[serde(default = "one")]
+    pub version: u32,
+    #[serde(default)]
+    pub lldap: LldapState,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LldapState {
+    /// Users paasd manages, by user id.
+    #[serde(default)]
+    pub users: BTreeMap<String, OwnedUser>,
+    /// Groups paasd manages, by spec name.
+    #[serde(default)]
+    pub groups: BTreeMap<String, OwnedGroup>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedUser {
+    /// Created by paasd (`false`: adopted).
+    #[serde(default)]
+    pub created: bool,
+    /// A create was sent but not confirmed yet (intent recorded before the request).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub creating: bool,
+    /// HMAC fingerprint of the password last applied or verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_fingerprint: Option<String>,
+    /// `passwordMode = "initial"`: created by paasd, password not set yet.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub initial_password_pending: bool,
+    /// Unix time the user left the spec (for `removalGracePeriod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_since: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedGroup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(default)]
+    pub created: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub creating: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is damaged ({source}); move it away to start over (ownership is re-read from the markers in LLDAP)")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl State {
+    /// Loads `<dir>/state.json`; a missing file is an empty state.
+    pub fn load(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join(STATE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| StateError::Parse { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+                version: 1,
+                ..State::default()
+            }),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+
+    /// Writes `<dir>/state.json` atomically: a crash leaves either the old or the new file.
+    pub fn save(&self, dir: &Path) -> Result<(), StateError> {
+        let path = dir.join(STATE_FILE);
+        let werr = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(werr)?;
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+        write_atomic(dir, &path, &bytes).map_err(werr)
+    }
+}
+
+/// write → fsync → rename → fsync(dir). When root writes into a directory owned by another
+/// user (an admin running `paasctl apply` beside the daemon), the file is given to that owner so
+/// the daemon can still read it.
+pub fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        let dir_meta = fs::metadata(dir)?;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 && dir_meta.uid() != 0 {
+            std::os::unix::fs::fchown(&f, Some(dir_meta.uid()), Some(dir_meta.gid()))?;
+        }
+        drop(f);
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn missing_file_is_empty_state_and_roundtrip_is_exact() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let empty = State::load(d.path()).expect("load");
+        assert!(empty.lldap.users.is_empty());
+        let mut s = State::default();
+        s.lldap.users.insert(
+            "alice".into(),
+            OwnedUser {
+                created: true,
+                password_fingerprint: Some("ab".into()),
+                ..OwnedUser::default()
+            },
+        );
+        s.lldap.groups.insert(
+            "family".into(),
+            OwnedGroup {
+                id: Some(4),
+                created: true,
+                creating: false,
+            },
+        );
+        s.save(d.path()).expect("save");
+        assert_eq!(State::load(d.path()).expect("load"), s);
+        let mode = fs::metadata(d.path().join(STATE_FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(d.path())
+            .expect("readdir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn damaged_file_is_a_clear_error() {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::write(d.path().join(STATE_FILE), b"{\"lldap\": ").expect("write");
+        let e = State::load(d.path()).expect_err("must fail");
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+}
