@@ -17,15 +17,24 @@ struct Running {
 }
 
 fn start(engine: Arc<ScriptedEngine>, layout: &NixLayout, bus: Bus) -> Running {
+    start_with(engine, layout, bus, Duration::from_secs(3600))
+}
+
+fn start_with(
+    engine: Arc<ScriptedEngine>,
+    layout: &NixLayout,
+    bus: Bus,
+    resync: Duration,
+) -> Running {
     let (hup, hup_rx) = mpsc::channel(1);
     let (term, term_rx) = mpsc::channel(1);
     let cfg = Config {
         spec_path: layout.spec_path(),
         state_dir: layout.root.join("state"),
-        resync: Duration::from_secs(3600),
+        resync,
         debounce: Duration::from_millis(200),
         bus,
-        verify_passwords: false,
+        verify_passwords: true,
     };
     let task = tokio::spawn(daemon::run(
         engine,
@@ -187,5 +196,34 @@ async fn an_invalid_spec_at_start_waits_for_a_valid_one() {
     layout.switch("ok", r#"{"users": {"alice": {}}}"#);
     let runs = engine.wait_finished(1, Duration::from_secs(3)).await;
     assert_eq!(runs[0].generation, 1);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_resync_runs_with_jitter_and_verifies_passwords() {
+    let layout = NixLayout::new(r#"{"users": {"alice": {}}}"#);
+    let engine = ScriptedEngine::new();
+    let d = start_with(
+        engine.clone(),
+        &layout,
+        Bus::None,
+        Duration::from_millis(400),
+    );
+    let runs = engine.wait_finished(3, Duration::from_secs(3)).await;
+    assert!(
+        !runs[0].verify_passwords,
+        "the start-up run trusts the fingerprints"
+    );
+    assert!(
+        runs[1].verify_passwords && runs[2].verify_passwords,
+        "{runs:#?}"
+    );
+    for w in runs.windows(2).take(2) {
+        let gap = w[1].started - w[0].finished.unwrap();
+        assert!(
+            gap >= Duration::from_millis(350) && gap <= Duration::from_millis(600),
+            "resync gap {gap:?} (400 ms ± 10 %)"
+        );
+    }
     d.stop().await;
 }

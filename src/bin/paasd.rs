@@ -33,7 +33,8 @@ struct Args {
     /// The D-Bus bus: system, session, none, or a D-Bus address (tests).
     #[arg(long, default_value = "system")]
     bus: Bus,
-    /// Skip the LDAP bind that verifies unchanged enforced passwords on every run.
+    /// On the periodic resync, do not verify enforced passwords with an LDAP bind (by default
+    /// the resync repairs passwords changed in LLDAP behind paasd's back).
     #[arg(long)]
     no_verify_passwords: bool,
 }

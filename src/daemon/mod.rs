@@ -44,6 +44,8 @@ pub struct Config {
     /// Quiet time after a change of the spec path before it is read.
     pub debounce: Duration,
     pub bus: Bus,
+    /// Verify enforced passwords with an LDAP bind on the periodic resync (drift repair: a
+    /// password changed in LLDAP by hand). Other runs rely on the recorded fingerprints.
     pub verify_passwords: bool,
 }
 
@@ -83,6 +85,9 @@ impl Signals {
         })
     }
 }
+
+/// The reason of a periodic run.
+const RESYNC: &str = "periodic resync";
 
 enum Reload {
     Unchanged,
@@ -202,7 +207,7 @@ pub async fn run<E: Engine>(
             }
             Some(req) = req_rx.recv() => d.request(req).await,
             _ = tokio::time::sleep_until(d.next_resync) => {
-                d.pending = d.pending.or(Some("periodic resync"));
+                d.pending = Some(RESYNC);
                 let next = Instant::now() + jittered(d.cfg.resync);
                 d.set_next_resync(next);
             }
@@ -293,11 +298,11 @@ impl<E: Engine> Daemon<E> {
         }
     }
 
-    fn options(&self, cancel: CancellationToken) -> RunOptions {
+    fn options(&self, cancel: CancellationToken, verify_passwords: bool) -> RunOptions {
         RunOptions {
             state_dir: self.cfg.state_dir.clone(),
             generation: self.generation,
-            verify_passwords: self.cfg.verify_passwords,
+            verify_passwords,
             force: false,
             cancel,
         }
@@ -331,9 +336,15 @@ impl<E: Engine> Daemon<E> {
             return;
         };
         let cancel = CancellationToken::new();
-        let opts = self.options(cancel.clone());
+        let verify = self.cfg.verify_passwords && reason == RESYNC;
+        let opts = self.options(cancel.clone(), verify);
         let generation = self.generation;
-        tracing::info!(paas_generation = generation, reason, "reconcile started");
+        tracing::info!(
+            paas_generation = generation,
+            reason,
+            verify_passwords = verify,
+            "reconcile started"
+        );
         let engine = self.engine.clone();
         let handle = tokio::spawn(async move { engine.apply(spec, opts).await });
         self.running = Some(Running {
@@ -429,7 +440,7 @@ impl<E: Engine> Daemon<E> {
                     ))));
                     return;
                 };
-                let opts = self.options(CancellationToken::new());
+                let opts = self.options(CancellationToken::new(), false);
                 let engine = self.engine.clone();
                 let generation = self.generation;
                 let spec_error = self.spec_error.clone();

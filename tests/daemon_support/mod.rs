@@ -151,6 +151,7 @@ pub struct SeenRun {
     pub started: Instant,
     pub finished: Option<Instant>,
     pub cancelled: bool,
+    pub verify_passwords: bool,
 }
 
 /// An engine scripted by the spec itself: `{"users": {...}, "applyMs": 0, "fail": ["alice"],
@@ -273,6 +274,7 @@ impl Engine for ScriptedEngine {
                 started: Instant::now(),
                 finished: None,
                 cancelled: false,
+                verify_passwords: opts.verify_passwords,
             });
             runs.len() - 1
         };
