@@ -289,14 +289,15 @@ async fn a_client_without_a_daemon_is_told_it_is_not_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unprivileged_daemon_cannot_take_the_name() {
-    // Only the paasd user and root may own org.paasd.Paasd1: a client as nobody is refused.
+    // Only the service user may own org.paasd.Paasd1 (root stands in for it on this test bus):
+    // a client as nobody is refused.
     let bus = PrivateBus::start("staff");
     let conn = zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .build()
         .await
         .unwrap();
-    // root may own it (debugging)…
+    // the service user may own it…
     conn.request_name("org.paasd.Paasd1").await.unwrap();
     conn.release_name("org.paasd.Paasd1").await.unwrap();
     // …and the policy forbids anyone else: checked through dbus-send as nobody.

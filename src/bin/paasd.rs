@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, default_value = "/var/lib/paasd")]
     state_dir: PathBuf,
     /// Seconds between drift-repair runs (±10 % jitter).
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     resync_interval: u64,
     /// Milliseconds of quiet after a change of the spec path before it is read.
     #[arg(long, default_value_t = 200)]

@@ -77,7 +77,9 @@ impl PrivateBus {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let policy = std::fs::read_to_string(repo_root().join("dist/org.paasd.Paasd1.conf"))
             .unwrap()
-            .replace("group=\"paas-admin\"", &format!("group=\"{admin_group}\""));
+            .replace("group=\"paas-admin\"", &format!("group=\"{admin_group}\""))
+            // The daemon under test runs as root: root takes the place of the paasd user.
+            .replace("<policy user=\"paasd\">", "<policy user=\"root\">");
         let policy_path = dir.path().join("org.paasd.Paasd1.conf");
         std::fs::write(&policy_path, policy).unwrap();
         let socket = dir.path().join("bus");

@@ -41,6 +41,7 @@ echo "alice-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')" > "$R/etc/paasd/u
 echo "bob-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')" > "$R/etc/paasd/users/bob"
 umask 022
 echo "${PAASD_SYSTEST_IDLE_SECONDS:-60}" > "$R/usr/local/share/paasd-systest/idle-seconds"
+echo "$PROFILE" > "$R/usr/local/share/paasd-systest/profile"
 
 SYSTEST_SYSTEMD=${SYSTEST_SYSTEMD:-backports} SYSTEST_TIMEOUT=${SYSTEST_TIMEOUT:-600} \
   "$HERE/run-in-systemd.sh" "$STAGE"
