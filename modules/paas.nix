@@ -28,6 +28,13 @@ let
   stateDir = "/var/lib/paasd";
   busName = "org.paasd.Paasd1";
 
+  serviceTitles = {
+    nextcloud = "Nextcloud";
+    gitlab = "GitLab";
+    jellyfin = "Jellyfin";
+    vaultwarden = "Vaultwarden";
+    mailcow = "Mailcow";
+  };
   serviceNames = [
     "nextcloud"
     "gitlab"
@@ -62,14 +69,24 @@ let
   # ---------------------------------------------------------------- validation rules (docs/spec.md)
   validUserId = id: builtins.match "[a-z0-9][a-z0-9_.-]{0,63}" id != null;
   validGroupName =
-    n: builtins.match "[A-Za-z0-9_.-]{1,64}" n != null && !(lib.hasPrefix "lldap_" n);
-  validEmail = e: builtins.match "[^@[:space:]]+@[^@[:space:]]+" e != null;
-  validHttpUrl = u: builtins.match "https?://[^[:space:]/]+(/[^[:space:]]*)?" u != null;
-  validLdapUrl = u: builtins.match "ldaps?://[^[:space:]/]+/?" u != null;
+    n: builtins.match "[A-Za-z0-9_.-]{1,64}" n != null && !(lib.hasPrefix "lldap_" (lib.toLower n));
+  # local@domain.tld: no whitespace, one @, a dot inside the domain, at most 254 characters
+  validEmail =
+    e:
+    builtins.stringLength e <= 254
+    && builtins.match "[^@[:space:]]+@[^@[:space:].][^@[:space:]]*[.][^@[:space:]]*[^@[:space:].]" e != null;
+  validHttpUrl = u: builtins.match "https?://[^[:space:]/?#]+([/?#][^[:space:]]*)?" u != null;
+  validLdapUrl = u: builtins.match "ldaps?://[^[:space:]/?#]+([/?#][^[:space:]]*)?" u != null;
+  validAttributeName = n: builtins.match "[A-Za-z0-9-]{1,64}" n != null;
+  validMailDomain = d: builtins.match "[^@[:space:]]*[.][^@[:space:]]*" d != null;
+  validNextcloudQuota =
+    q:
+    q == "none"
+    || q == "default"
+    || builtins.match "[0-9]+([.][0-9]+)? *(B|KB|MB|GB|TB|K|M|G|T)?" (lib.toUpper q) != null;
 
-  durationRe = "([0-9]+)(s|m|min|h|d)?";
-  # removalGracePeriod is passed to paasd as written: the spec's duration syntax
-  gracePeriodRe = "0|[0-9]+[smhd]";
+  # durations as paasd parses them: a number of seconds or a number with a unit
+  durationRe = "([0-9]+)(s|m|min|h|d|w)?";
   durationToSeconds =
     v:
     if builtins.isInt v then
@@ -85,6 +102,7 @@ let
           min = 60;
           h = 3600;
           d = 86400;
+          w = 604800;
         };
       in
       if unit == null then n else n * factor.${unit};
@@ -361,7 +379,7 @@ let
         mkOption {
           type = t;
           default = { };
-          description = "Per-user settings for ${svc}.";
+          description = "This user's settings in ${serviceTitles.${svc}} (used when the user gets an account there).";
         }
       ) userServiceSubmodules;
     };
@@ -582,7 +600,7 @@ let
       }
       {
         assertion = cfg.lldap.ldapUrl == null || validLdapUrl cfg.lldap.ldapUrl;
-        message = ''services.paas.lldap.ldapUrl = "${toString cfg.lldap.ldapUrl}" is not an ldap:// or ldaps:// URL (scheme, host and port only).'';
+        message = ''services.paas.lldap.ldapUrl = "${toString cfg.lldap.ldapUrl}" is not an ldap:// or ldaps:// URL.'';
       }
       {
         assertion = cfg.lldap.baseDn != null;
@@ -602,8 +620,8 @@ let
           (services.paas.lldap.adminUsername), which paasd never modifies. Remove it from services.paas.users.'';
       }
       {
-        assertion = builtins.match gracePeriodRe cfg.removalGracePeriod != null;
-        message = ''services.paas.removalGracePeriod = "${cfg.removalGracePeriod}" is not a duration: use "0" or a number followed by s, m, h or d ("90s", "12h", "30d").'';
+        assertion = builtins.match durationRe cfg.removalGracePeriod != null;
+        message = ''services.paas.removalGracePeriod = "${cfg.removalGracePeriod}" is not a duration: use "0" or a number followed by s, m, h, d or w ("90s", "12h", "30d").'';
       }
       {
         assertion = universalUsers == [ ] && universalServices == [ ] || cfg.passwords.universalPasswordFile != null;
@@ -652,6 +670,34 @@ let
           (configured: ${showList configuredServices}). Configure services.paas.${s} or remove "${s}" from the list.'';
       }) (if u.services == null then [ ] else u.services)
     ) userList
+    ++ lib.concatLists (
+      lib.mapAttrsToList (
+        kind: entries:
+        lib.concatLists (
+          lib.mapAttrsToList (
+            name: e:
+            map (a: {
+              assertion = validAttributeName a;
+              message = ''services.paas.${kind}.${name}.attributes."${a}": invalid attribute name; LLDAP attribute names are 1-64 characters of A-Z a-z 0-9 and -.'';
+            }) (builtins.attrNames e.attributes)
+          ) entries
+        )
+      ) {
+        users = cfg.users;
+        groups = cfg.groups;
+      }
+    )
+    ++ lib.concatMap (
+      u:
+      lib.optional (u.nextcloud.quota != null) {
+        assertion = validNextcloudQuota u.nextcloud.quota;
+        message = ''services.paas.users.${u.id}.nextcloud.quota = "${u.nextcloud.quota}" is not a Nextcloud quota: use "none", "default", a byte count or a size like "10 GB".'';
+      }
+    ) userList
+    ++ lib.optional (cfg.mailcow != null) {
+      assertion = validMailDomain cfg.mailcow.domain;
+      message = ''services.paas.mailcow.domain = "${cfg.mailcow.domain}" is not a mail domain (e.g. "example.com").'';
+    }
     ++ lib.mapAttrsToList (email: us: {
       assertion = false;
       message = ''
@@ -871,14 +917,21 @@ in
       type = types.nullOr t;
       default = null;
       description = ''
-        Connection to ${svc}. `null` (the default): ${svc} is not managed; set: paasd provisions users
-        into it (see `users.<id>.services`).
+        Connection to ${serviceTitles.${svc}}. `null` (the default): ${serviceTitles.${svc}} is not
+        managed; set: paasd provisions users into it (see `users.<id>.services` and `groups`).
       '';
     }
   ) serviceSubmodules;
 
   config = mkIf cfg.enable {
     assertions = paasAssertions;
+    warnings = lib.concatMap (
+      u:
+      map (
+        svc:
+        "services.paas.users.${u.id}.${svc} is set, but services.paas.${svc} is not configured: these settings are ignored."
+      ) (builtins.filter (svc: cfg.${svc} == null && lib.filterAttrs (_: v: v != null) u.${svc} != { }) serviceNames)
+    ) userList;
 
     environment.etc."paas/spec.json".source = specFile;
     environment.systemPackages = [ cfg.package ];

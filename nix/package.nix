@@ -16,7 +16,7 @@ rustPlatform.buildRustPackage {
   # tests/ is needed because tests/doubles is a workspace member (and a dev-dependency).
   src = fs.toSource {
     root = ../.;
-    fileset = fs.unions [
+    fileset = fs.difference (fs.unions [
       ../Cargo.toml
       ../Cargo.lock
       ../src
@@ -24,7 +24,7 @@ rustPlatform.buildRustPackage {
       (fs.maybeMissing ../benches)
       (fs.maybeMissing ../examples)
       (fs.maybeMissing ../build.rs)
-    ];
+    ]) (fs.maybeMissing ../tests/doubles/target);
   };
 
   cargoLock.lockFile = ../Cargo.lock;

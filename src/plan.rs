@@ -127,6 +127,43 @@ pub enum Action {
     MarkRemoved { user: String, since: u64 },
 }
 
+/// What carrying out one action did, for paasd's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "effect", rename_all = "camelCase")]
+pub enum Effect {
+    None,
+    GroupCreated {
+        key: String,
+        id: i64,
+    },
+    GroupAdopted {
+        key: String,
+        id: i64,
+    },
+    GroupDeleted {
+        key: String,
+    },
+    UserCreated {
+        id: String,
+    },
+    UserAdopted {
+        id: String,
+    },
+    UserDeleted {
+        id: String,
+    },
+    /// The password was verified (already right) or written; its fingerprint.
+    PasswordApplied {
+        user: String,
+        fingerprint: String,
+        written: bool,
+    },
+    MarkRemoved {
+        user: String,
+        since: Option<u64>,
+    },
+}
+
 /// One field of an object as the plan shows it: `old → new`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1071,6 +1108,8 @@ impl fmt::Display for Plan {
         )
     }
 }
+
+pub mod simulate;
 
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use crate::lldap::client::{GraphqlClient, LldapError};
 use crate::lldap::ldap::LdapPasswords;
-use crate::lldap::{Effect, Lldap};
-use crate::plan::{self, Action, Change, ObjectKind, Op, PasswordInput, Plan, PlanInput};
+use crate::lldap::Lldap;
+use crate::plan::{self, Action, Change, Effect, ObjectKind, Op, PasswordInput, Plan, PlanInput};
 use crate::retry::Backoff;
 use crate::secret::{read_secret_file, FingerprintKey, Secret};
 use crate::spec::{PasswordStrategy, Spec};
@@ -376,66 +376,6 @@ async fn run_change(
     }
 }
 
-fn record(state: &mut State, effect: &Effect, spec: &Spec) {
-    let users = &mut state.lldap.users;
-    match effect {
-        Effect::None => {}
-        Effect::GroupCreated { key, id } => {
-            state.lldap.groups.insert(
-                key.clone(),
-                OwnedGroup {
-                    id: Some(*id),
-                    created: true,
-                    creating: false,
-                },
-            );
-        }
-        Effect::GroupAdopted { key, id } => {
-            let g = state.lldap.groups.entry(key.clone()).or_default();
-            g.id = Some(*id);
-            g.creating = false;
-        }
-        Effect::GroupDeleted { key } => {
-            state.lldap.groups.remove(key);
-        }
-        Effect::UserCreated { id } => {
-            let initial = spec.users.get(id).is_some_and(|u| {
-                u.password_mode == crate::spec::PasswordMode::Initial
-                    && lldap_password_source(spec, u).is_some()
-                    && u.enable
-            });
-            users.insert(
-                id.clone(),
-                OwnedUser {
-                    created: true,
-                    creating: false,
-                    initial_password_pending: initial,
-                    ..OwnedUser::default()
-                },
-            );
-        }
-        Effect::UserAdopted { id } => {
-            let u = users.entry(id.clone()).or_default();
-            u.creating = false;
-        }
-        Effect::UserDeleted { id } => {
-            users.remove(id);
-        }
-        Effect::PasswordApplied {
-            user, fingerprint, ..
-        } => {
-            let u = users.entry(user.clone()).or_default();
-            u.password_fingerprint = Some(fingerprint.clone());
-            u.initial_password_pending = false;
-        }
-        Effect::MarkRemoved { user, since } => {
-            if let Some(u) = users.get_mut(user) {
-                u.removed_since = *since;
-            }
-        }
-    }
-}
-
 /// Observes, plans and applies; never panics, never returns early without a report.
 pub async fn apply(spec: &Spec, opts: &Options) -> Report {
     let started = std::time::Instant::now();
@@ -566,7 +506,7 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
                 if let Effect::GroupCreated { key, id } = e {
                     created_groups.insert(key.clone(), *id);
                 }
-                record(&mut p.state, e, spec);
+                p.state.record(e, spec);
             }
             log_change(c, opts.generation, d.error.as_deref());
             match d.error {

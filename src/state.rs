@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Effect;
+use crate::spec::Spec;
+
 pub const STATE_FILE: &str = "state.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -98,6 +101,68 @@ pub enum StateError {
 }
 
 impl State {
+    /// Records what carrying out an action did.
+    pub fn record(&mut self, effect: &Effect, spec: &Spec) {
+        let state = self;
+        let users = &mut state.lldap.users;
+        match effect {
+            Effect::None => {}
+            Effect::GroupCreated { key, id } => {
+                state.lldap.groups.insert(
+                    key.clone(),
+                    OwnedGroup {
+                        id: Some(*id),
+                        created: true,
+                        creating: false,
+                    },
+                );
+            }
+            Effect::GroupAdopted { key, id } => {
+                let g = state.lldap.groups.entry(key.clone()).or_default();
+                g.id = Some(*id);
+                g.creating = false;
+            }
+            Effect::GroupDeleted { key } => {
+                state.lldap.groups.remove(key);
+            }
+            Effect::UserCreated { id } => {
+                let initial = spec.users.get(id).is_some_and(|u| {
+                    u.password_mode == crate::spec::PasswordMode::Initial
+                        && crate::reconcile::lldap_password_source(spec, u).is_some()
+                        && u.enable
+                });
+                users.insert(
+                    id.clone(),
+                    OwnedUser {
+                        created: true,
+                        creating: false,
+                        initial_password_pending: initial,
+                        ..OwnedUser::default()
+                    },
+                );
+            }
+            Effect::UserAdopted { id } => {
+                let u = users.entry(id.clone()).or_default();
+                u.creating = false;
+            }
+            Effect::UserDeleted { id } => {
+                users.remove(id);
+            }
+            Effect::PasswordApplied {
+                user, fingerprint, ..
+            } => {
+                let u = users.entry(user.clone()).or_default();
+                u.password_fingerprint = Some(fingerprint.clone());
+                u.initial_password_pending = false;
+            }
+            Effect::MarkRemoved { user, since } => {
+                if let Some(u) = users.get_mut(user) {
+                    u.removed_since = *since;
+                }
+            }
+        }
+    }
+
     /// Loads `<dir>/state.json`; a missing file is an empty state.
     pub fn load(dir: &Path) -> Result<State, StateError> {
         let path = dir.join(STATE_FILE);

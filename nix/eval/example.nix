@@ -1,5 +1,7 @@
 # The example configuration of docs/options.md: LLDAP and paasd on the same host.
-# Secrets are files outside the Nix store (here: provided by agenix/sops-nix or by hand under /run/secrets).
+# Secrets are files outside the Nix store, e.g. provided by sops-nix or agenix under /run/secrets:
+#   /run/secrets/lldap-admin-password  mode 0440, group lldap-secrets
+#   /run/secrets/paas/alice, .../bob   mode 0400, owner root
 { ... }:
 {
   services.lldap = {
@@ -7,9 +9,12 @@
     settings = {
       ldap_base_dn = "dc=example,dc=com";
       ldap_user_pass_file = "/run/secrets/lldap-admin-password";
-      force_ldap_user_pass_reset = "always";
     };
   };
+  # LLDAP runs as a DynamicUser: let it read its admin password through a group.
+  # (paasd gets every secret through LoadCredential=, which systemd reads as root.)
+  users.groups.lldap-secrets = { };
+  systemd.services.lldap.serviceConfig.SupplementaryGroups = [ "lldap-secrets" ];
 
   services.paas = {
     enable = true;

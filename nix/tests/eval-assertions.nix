@@ -222,6 +222,92 @@ let
       [ ''services.paas.removalGracePeriod = "2 weeks" is not a duration'' ]
     )
 
+    (expectRejected "invalid e-mail (no dot in the domain)"
+      { services.paas.users.alice.email = lib.mkForce "alice@localhost"; }
+      [ ''services.paas.users.alice.email = "alice@localhost" is not an e-mail address'' ]
+    )
+
+    (expectRejected "invalid group name (built-in prefix, any case)"
+      { services.paas.groups.LLDAP_Admin = { }; }
+      [ ''services.paas.groups."LLDAP_Admin": invalid group name'' ]
+    )
+
+    (expectRejected "invalid custom attribute name"
+      { services.paas.users.alice.attributes."phone number" = "1"; }
+      [ ''services.paas.users.alice.attributes."phone number": invalid attribute name'' ]
+    )
+
+    (expectRejected "invalid Nextcloud quota"
+      {
+        services.paas.nextcloud = {
+          url = "http://127.0.0.1";
+          adminPasswordFile = "/run/secrets/nextcloud";
+        };
+        services.paas.users.alice.nextcloud.quota = "lots";
+      }
+      [ ''services.paas.users.alice.nextcloud.quota = "lots" is not a Nextcloud quota'' ]
+    )
+
+    (expectRejected "invalid Mailcow domain"
+      {
+        services.paas.mailcow = {
+          url = "https://mail.example.com";
+          apiKeyFile = "/run/secrets/mailcow";
+          domain = "localhost";
+        };
+      }
+      [ ''services.paas.mailcow.domain = "localhost" is not a mail domain'' ]
+    )
+
+    (expectAccepted "every service configured, durations and quotas in the accepted forms" {
+      services.paas = {
+        removal = "delete";
+        removalGracePeriod = "30d";
+        resyncInterval = "15min";
+        passwords = {
+          strategy = "generated";
+          universalPasswordFile = "/run/secrets/universal";
+        };
+        nextcloud = {
+          url = "https://cloud.example.com";
+          adminPasswordFile = "/run/secrets/nextcloud";
+          groups = [ "family" ];
+        };
+        gitlab = {
+          url = "https://git.example.com";
+          tokenFile = "/run/secrets/gitlab";
+          ldapProvider = "ldapmain";
+          passwordStrategy = "none";
+        };
+        jellyfin = {
+          url = "http://127.0.0.1:8096";
+          apiKeyFile = "/run/secrets/jellyfin";
+        };
+        vaultwarden = {
+          url = "https://vault.example.com";
+          adminTokenFile = "/run/secrets/vaultwarden";
+        };
+        mailcow = {
+          url = "https://mail.example.com";
+          apiKeyFile = "/run/secrets/mailcow";
+          domain = "example.com";
+        };
+        users.alice = {
+          services = [
+            "nextcloud"
+            "mailcow"
+          ];
+          attributes.phone-number = "+1 555 0100";
+          nextcloud = {
+            quota = "10 GB";
+            admin = true;
+          };
+          gitlab.projectsLimit = 5;
+          mailcow.quota = 2048;
+        };
+      };
+    })
+
     (expectTypeError "invalid passwordMode"
       { services.paas.users.alice.passwordMode = "sometimes"; }
       (c: c.services.paas.users.alice.passwordMode)

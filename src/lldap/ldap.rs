@@ -33,7 +33,8 @@ pub enum LdapError {
 
 impl Transient for LdapError {
     fn is_transient(&self) -> bool {
-        // 51 busy, 52 unavailable, 53 unwilling (LLDAP under load), 80 other (server-side error).
+        // 51 busy, 52 unavailable, 80 other (server-side error). 53 (unwilling) is permanent:
+        // slapd uses it e.g. for a bind with an empty password.
         match self {
             LdapError::Connect { .. } => true,
             LdapError::Refused { rc, .. } => matches!(rc, 51 | 52 | 80),

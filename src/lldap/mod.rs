@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Value};
 
 use crate::directory::{AttributeSchema, DirGroup, DirUser, Directory};
-use crate::plan::{Action, GroupRef};
+use crate::plan::{Action, Effect, GroupRef};
 use crate::secret::{FingerprintKey, Secret};
 use client::{CallError, GraphqlClient, LldapError};
 use ldap::LdapPasswords;
@@ -159,42 +159,6 @@ pub fn parse_directory(data: &Value) -> Result<Directory, LldapError> {
 pub struct Lldap {
     pub graphql: GraphqlClient,
     pub ldap: LdapPasswords,
-}
-
-/// What carrying out one action did, for paasd's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    None,
-    GroupCreated {
-        key: String,
-        id: i64,
-    },
-    GroupAdopted {
-        key: String,
-        id: i64,
-    },
-    GroupDeleted {
-        key: String,
-    },
-    UserCreated {
-        id: String,
-    },
-    UserAdopted {
-        id: String,
-    },
-    UserDeleted {
-        id: String,
-    },
-    /// The password was verified (already right) or written; its fingerprint.
-    PasswordApplied {
-        user: String,
-        fingerprint: String,
-        written: bool,
-    },
-    MarkRemoved {
-        user: String,
-        since: Option<u64>,
-    },
 }
 
 fn attribute_inputs(attrs: &BTreeMap<String, Vec<String>>) -> Value {

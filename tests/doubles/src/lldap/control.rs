@@ -13,7 +13,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Faults to inject. Counters (`*_next`) are consumed one request at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct FaultPlan {
     /// Answer the next N HTTP requests with `fail_status` (plain-text body, like a proxy).
     pub fail_next: u32,

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use apollo_compiler::executable::OperationType;
 use apollo_compiler::request::coerce_variable_values;
@@ -72,7 +73,8 @@ pub struct Actor {
 pub struct Outcome {
     /// HTTP status (200, or 400 for request errors as juniper-actix answers).
     pub status: u16,
-    pub body: Value,
+    /// The JSON body (serialized directly to keep the selection order of the keys).
+    pub body: String,
     /// Contract violations found in the request (invalid document, variables, body shape).
     pub violations: Vec<String>,
     /// Executed operations: (operation name or "<anonymous>", "query"/"mutation", root fields).
@@ -83,7 +85,7 @@ pub struct Outcome {
 pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Value) -> Outcome {
     let mut out = Outcome {
         status: 200,
-        body: Value::Null,
+        body: String::new(),
         violations: Vec::new(),
         operations: Vec::new(),
     };
@@ -97,7 +99,7 @@ pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Valu
                 }
                 responses.push(resp);
             }
-            out.body = Value::Array(responses);
+            out.body = format!("[{}]", responses.join(","));
         }
         _ => {
             let (ok, resp) = handle_single(contract, state, actor, body, &mut out);
@@ -110,8 +112,16 @@ pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Valu
     out
 }
 
-fn request_error(message: impl Into<String>) -> Value {
-    json!({ "errors": [ { "message": message.into() } ] })
+fn request_error(message: impl Into<String>) -> String {
+    json!({ "errors": [ { "message": message.into() } ] }).to_string()
+}
+
+/// The response body of a successful execution: `{"data": …, "errors": […]}`.
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    data: &'a Option<JsonMap>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [apollo_compiler::response::GraphQLError],
 }
 
 fn handle_single(
@@ -120,7 +130,7 @@ fn handle_single(
     actor: &Actor,
     req: &Value,
     out: &mut Outcome,
-) -> (bool, Value) {
+) -> (bool, String) {
     let Some(obj) = req.as_object() else {
         out.violations
             .push("GraphQL request body is not a JSON object".into());
@@ -184,7 +194,7 @@ fn handle_single(
                 with_errors.errors,
                 query
             ));
-            return (false, json!({ "errors": errors }));
+            return (false, json!({ "errors": errors }).to_string());
         }
     };
     let operation = match document.operations.get(operation_name) {
@@ -195,7 +205,7 @@ fn handle_single(
                 "cannot select the operation (operationName {operation_name:?}): {}",
                 e.message()
             ));
-            return (false, json!({ "errors": [err] }));
+            return (false, json!({ "errors": [err] }).to_string());
         }
     };
     let coerced = match coerce_variable_values(&contract.schema, operation, &variables) {
@@ -208,7 +218,7 @@ fn handle_single(
                 query,
                 obj.get("variables").cloned().unwrap_or(Value::Null)
             ));
-            return (false, json!({ "errors": [err] }));
+            return (false, json!({ "errors": [err] }).to_string());
         }
     };
 
@@ -220,6 +230,7 @@ fn handle_single(
         .unwrap_or_else(|| "<anonymous>".into());
     let ctx = Ctx {
         state: RefCell::new(state),
+        schemas: RefCell::new(None),
         actor: actor.clone(),
         root_fields: RefCell::new(Vec::new()),
     };
@@ -234,6 +245,8 @@ fn handle_single(
     let result = Execution::new(&contract.schema, &document)
         .operation(operation)
         .coerced_variable_values(&coerced)
+        // juniper (LLDAP) answers introspection queries.
+        .enable_schema_introspection(true)
         .execute_sync(&root);
     out.operations.push((
         op_name,
@@ -241,24 +254,31 @@ fn handle_single(
         ctx.root_fields.take(),
     ));
     match result {
-        Ok(resp) => {
-            let data = serde_json::to_value(&resp.data).unwrap_or(Value::Null);
-            let mut body = serde_json::Map::new();
-            body.insert("data".into(), data);
-            if !resp.errors.is_empty() {
-                body.insert(
-                    "errors".into(),
-                    serde_json::to_value(&resp.errors).unwrap_or(Value::Null),
-                );
+        Ok(mut resp) => {
+            // juniper reports the resolver's message as is.
+            for e in &mut resp.errors {
+                if let Some(m) = e.message.strip_prefix("resolver error: ") {
+                    e.message = m.to_owned();
+                }
             }
-            (true, Value::Object(body))
+            let body = ResponseBody {
+                data: &resp.data,
+                errors: &resp.errors,
+            };
+            match serde_json::to_string(&body) {
+                Ok(b) => (true, b),
+                Err(e) => (
+                    false,
+                    request_error(format!("cannot serialize the response: {e}")),
+                ),
+            }
         }
         Err(e) => {
             out.violations
                 .push(format!("request error during execution: {}", e.message()));
             (
                 false,
-                json!({ "errors": [e.to_graphql_error(&document.sources)] }),
+                json!({ "errors": [e.to_graphql_error(&document.sources)] }).to_string(),
             )
         }
     }
@@ -266,13 +286,39 @@ fn handle_single(
 
 // ---- execution ------------------------------------------------------------------------------
 
+/// The public schemas, computed once per request (mutations invalidate them).
+struct SchemaCache {
+    user: Vec<AttributeSchema>,
+    user_rc: Vec<Rc<AttributeSchema>>,
+    group: Vec<AttributeSchema>,
+    group_rc: Vec<Rc<AttributeSchema>>,
+}
+
 struct Ctx<'s> {
     state: RefCell<&'s mut State>,
+    schemas: RefCell<Option<Rc<SchemaCache>>>,
     actor: Actor,
     root_fields: RefCell<Vec<String>>,
 }
 
 impl Ctx<'_> {
+    fn schemas(&self) -> Rc<SchemaCache> {
+        if let Some(c) = self.schemas.borrow().as_ref() {
+            return c.clone();
+        }
+        let st = self.state.borrow();
+        let user = st.public_schema(Kind::User);
+        let group = st.public_schema(Kind::Group);
+        let cache = Rc::new(SchemaCache {
+            user_rc: user.iter().cloned().map(Rc::new).collect(),
+            group_rc: group.iter().cloned().map(Rc::new).collect(),
+            user,
+            group,
+        });
+        *self.schemas.borrow_mut() = Some(cache.clone());
+        cache
+    }
+
     fn is_admin(&self) -> bool {
         self.state
             .borrow()
@@ -302,8 +348,8 @@ enum NodeKind {
     Mutation,
     User(String),
     Group(i32),
-    AttributeValue(AttributeSchema, Vec<String>),
-    AttributeSchema(AttributeSchema),
+    AttributeValue(Rc<AttributeSchema>, Vec<String>),
+    AttributeSchema(Rc<AttributeSchema>),
     Schema,
     AttributeList(Kind),
     ObjectClass(String, bool),
@@ -677,6 +723,8 @@ impl<'c, 's> Node<'c, 's> {
         info: &ResolveInfo<'_>,
     ) -> Result<ResolvedValue<'a>, FieldError> {
         let ctx = self.ctx;
+        // The mutation may change the attribute schemas.
+        *ctx.schemas.borrow_mut() = None;
         let success = || Ok(self.child(NodeKind::Success));
         match info.field_name() {
             "createUser" => {
@@ -899,7 +947,8 @@ impl<'c, 's> Node<'c, 's> {
     ) -> Result<ResolvedValue<'a>, FieldError> {
         let st = self.ctx.state.borrow();
         let u = st
-            .user(uid)
+            .users
+            .get(uid)
             .ok_or_else(|| err(format!("Entity not found: `{uid}`")))?;
         let attr = |name: &str| u.attributes.get(name).and_then(|v| v.first()).cloned();
         Ok(match info.field_name() {
@@ -915,10 +964,11 @@ impl<'c, 's> Node<'c, 's> {
             "creationDate" => s(time::format_rfc3339_z(u.creation_date)),
             "uuid" => s(&u.uuid),
             "attributes" => {
+                let cache = self.ctx.schemas();
                 let kinds = st
-                    .user_attribute_values(u)
+                    .user_attribute_values_in(u, &cache.user)
                     .into_iter()
-                    .map(|(schema, values)| NodeKind::AttributeValue(schema, values))
+                    .map(|(i, values)| NodeKind::AttributeValue(cache.user_rc[i].clone(), values))
                     .collect();
                 drop(st);
                 self.list(kinds)
@@ -951,10 +1001,11 @@ impl<'c, 's> Node<'c, 's> {
             "creationDate" => s(time::format_rfc3339_z(g.creation_date)),
             "uuid" => s(&g.uuid),
             "attributes" => {
+                let cache = self.ctx.schemas();
                 let kinds = st
-                    .group_attribute_values(g)
+                    .group_attribute_values_in(g, &cache.group)
                     .into_iter()
-                    .map(|(schema, values)| NodeKind::AttributeValue(schema, values))
+                    .map(|(i, values)| NodeKind::AttributeValue(cache.group_rc[i].clone(), values))
                     .collect();
                 drop(st);
                 self.list(kinds)
@@ -1044,7 +1095,7 @@ impl ObjectValue for Node<'_, '_> {
                         let kinds = st
                             .public_schema(*kind)
                             .into_iter()
-                            .map(NodeKind::AttributeSchema)
+                            .map(|a| NodeKind::AttributeSchema(Rc::new(a)))
                             .collect();
                         drop(st);
                         self.list(kinds)

@@ -31,7 +31,8 @@ const MAX_BODY: usize = 64 << 20;
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let lldap = Router::new()
         .route("/auth/simple/login", post(login))
-        .route("/api/graphql", post(graphql_post))
+        .route("/auth/refresh", get(refresh))
+        .route("/api/graphql", post(graphql_post).get(graphql_get))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             faults_and_counters,
@@ -190,6 +191,34 @@ fn b64url(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
+/// A JWT-shaped opaque token (header.claims.signature), remembered by the double.
+fn issue_token(shared: &Shared, user: &str) -> String {
+    let groups: Vec<String> = lock(&shared.state)
+        .groups_of(user)
+        .iter()
+        .map(|g| g.display_name.clone())
+        .collect();
+    let now = super::time::now_micros();
+    let exp = now + i64::try_from(shared.token_lifetime.as_micros()).unwrap_or(i64::MAX / 2);
+    let header = b64url(br#"{"alg":"HS512","typ":"JWT"}"#);
+    let claims = b64url(
+        json!({"exp": exp / 1_000_000, "iat": now / 1_000_000, "user": user, "groups": groups})
+            .to_string()
+            .as_bytes(),
+    );
+    let sig: [u8; 32] = rand::random();
+    let token = format!("{header}.{claims}.{}", b64url(&sig));
+    lock(&shared.tokens).insert(
+        token.clone(),
+        TokenInfo {
+            user: user.to_owned(),
+            expires_micros: exp,
+            epoch: shared.faults.token_epoch(),
+        },
+    );
+    token
+}
+
 async fn login(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let endpoint = "POST /auth/simple/login";
     let ct_json = headers
@@ -222,16 +251,7 @@ async fn login(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: 
         }
     };
     let user = req.username.to_ascii_lowercase();
-    let (ok, groups) = {
-        let st = lock(&shared.state);
-        let ok = st.check_password(&user, &req.password);
-        let groups: Vec<String> = st
-            .groups_of(&user)
-            .iter()
-            .map(|g| g.display_name.clone())
-            .collect();
-        (ok, groups)
-    };
+    let ok = lock(&shared.state).check_password(&user, &req.password);
     if !ok {
         lock(&shared.stats).login_failures += 1;
         tracing::debug!(user = %user, "lldap double: login failed");
@@ -241,26 +261,10 @@ async fn login(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: 
         );
     }
     lock(&shared.stats).logins += 1;
-    let now = super::time::now_micros();
-    let exp = now + i64::try_from(shared.token_lifetime.as_micros()).unwrap_or(i64::MAX / 2);
-    let header = b64url(br#"{"alg":"HS512","typ":"JWT"}"#);
-    let claims = b64url(
-        json!({"exp": exp / 1_000_000, "iat": now / 1_000_000, "user": user, "groups": groups})
-            .to_string()
-            .as_bytes(),
-    );
-    let sig: [u8; 32] = rand::random();
-    let token = format!("{header}.{claims}.{}", b64url(&sig));
+    let token = issue_token(&shared, &user);
     let refresh: [u8; 24] = rand::random();
     let refresh_token = format!("{}+{user}", b64url(&refresh));
-    lock(&shared.tokens).insert(
-        token.clone(),
-        TokenInfo {
-            user: user.clone(),
-            expires_micros: exp,
-            epoch: shared.faults.token_epoch(),
-        },
-    );
+    lock(&shared.refresh_tokens).insert(refresh_token.clone(), user.clone());
     let mut resp = json_response(
         StatusCode::OK,
         &json!({"token": token, "refreshToken": refresh_token}),
@@ -278,59 +282,131 @@ async fn login(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: 
     resp
 }
 
+/// The bearer token: `Authorization: Bearer …`, or the `token` cookie (LLDAP translates it).
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(v.trim().to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("token=").map(str::to_owned))
+}
+
+/// Checks the JWT like LLDAP's `check_if_token_is_valid`; returns the user id.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let epoch = shared.faults.tick_token_expiry();
+    let Some(token) = bearer_token(headers) else {
+        lock(&shared.stats).unauthorized += 1;
+        let mut r = StatusCode::UNAUTHORIZED.into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Err(Box::new(r));
+    };
+    let info = lock(&shared.tokens).get(&token).cloned();
+    let Some(info) = info else {
+        lock(&shared.stats).unauthorized += 1;
+        return Err(Box::new(text(StatusCode::UNAUTHORIZED, "Invalid JWT")));
+    };
+    if info.epoch < epoch || info.expires_micros < super::time::now_micros() {
+        lock(&shared.stats).unauthorized += 1;
+        return Err(Box::new(text(StatusCode::UNAUTHORIZED, "Expired JWT")));
+    }
+    Ok(info.user)
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
 async fn graphql_post(
     AxState(shared): AxState<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let endpoint = "POST /api/graphql";
-    let epoch = shared.faults.tick_token_expiry();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = bearer else {
-        lock(&shared.stats).unauthorized += 1;
-        let mut r = StatusCode::UNAUTHORIZED.into_response();
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+    let user = match authenticate(&shared, &headers) {
+        Ok(u) => u,
+        Err(r) => return *r,
     };
-    let info = lock(&shared.tokens).get(token).cloned();
-    let Some(info) = info else {
-        lock(&shared.stats).unauthorized += 1;
-        return text(StatusCode::UNAUTHORIZED, "Invalid JWT");
-    };
-    if info.epoch < epoch || info.expires_micros < super::time::now_micros() {
-        lock(&shared.stats).unauthorized += 1;
-        return text(StatusCode::UNAUTHORIZED, "Expired JWT");
-    }
-    let ct_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().map(str::trim) == Some("application/json"));
-    if !ct_json {
-        shared.violation(
-            endpoint,
-            "GraphQL request without Content-Type: application/json",
-        );
-        return text(StatusCode::BAD_REQUEST, "Content type error");
-    }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            shared.violation(endpoint, format!("body is not JSON: {e}"));
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("Json deserialize error: {e}"),
+    let value: Value = match content_type(&headers).as_deref() {
+        Some("application/json") => match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                shared.violation(endpoint, format!("body is not JSON: {e}"));
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Json deserialize error: {e}"),
+                );
+            }
+        },
+        Some("application/graphql") => {
+            json!({ "query": String::from_utf8_lossy(&body) })
+        }
+        other => {
+            shared.violation(
+                endpoint,
+                format!("GraphQL request with Content-Type {other:?} (LLDAP accepts application/json or application/graphql)"),
             );
+            return text(StatusCode::BAD_REQUEST, "Content type error");
         }
     };
-    let actor = Actor { user_id: info.user };
+    execute(&shared, endpoint, user, &value)
+}
+
+#[derive(serde::Deserialize)]
+struct GetGraphql {
+    query: String,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+async fn graphql_get(
+    AxState(shared): AxState<Arc<Shared>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let endpoint = "GET /api/graphql";
+    let user = match authenticate(&shared, &headers) {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let q: GetGraphql = match axum::extract::Query::<GetGraphql>::try_from_uri(&uri).map(|q| q.0) {
+        Ok(q) => q,
+        Err(e) => {
+            shared.violation(endpoint, format!("bad query string: {e}"));
+            return text(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let variables = match q.variables.as_deref().map(serde_json::from_str::<Value>) {
+        None => Value::Null,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            shared.violation(endpoint, format!("variables are not JSON: {e}"));
+            return text(StatusCode::BAD_REQUEST, format!("invalid variables: {e}"));
+        }
+    };
+    let value =
+        json!({"query": q.query, "operationName": q.operation_name, "variables": variables});
+    execute(&shared, endpoint, user, &value)
+}
+
+fn execute(shared: &Shared, endpoint: &str, user_id: String, value: &Value) -> Response {
+    let actor = Actor { user_id };
     let outcome = {
         let mut st = lock(&shared.state);
-        graphql::handle(&shared.contract, &mut st, &actor, &value)
+        graphql::handle(&shared.contract, &mut st, &actor, value)
     };
     for v in &outcome.violations {
         shared.violation(endpoint, v.clone());
@@ -345,7 +421,52 @@ async fn graphql_post(
         }
     }
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
-    json_response(status, &outcome.body)
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        outcome.body,
+    )
+        .into_response()
+}
+
+/// `GET /auth/refresh` with the `refresh_token` cookie or `refresh-token` header.
+async fn refresh(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let from_cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("refresh_token=").map(str::to_owned));
+    let token = from_cookie.or_else(|| {
+        headers
+            .get("refresh-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let Some(token) = token else {
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "Authentication error Missing refresh token",
+        );
+    };
+    let user = lock(&shared.refresh_tokens).get(&token).cloned();
+    let Some(user) = user else {
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "Authentication error Invalid refresh token",
+        );
+    };
+    let token = issue_token(&shared, &user);
+    let mut resp = json_response(
+        StatusCode::OK,
+        &json!({"token": token, "refreshToken": null}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "token={token}; Path=/; Max-Age=86400; HttpOnly; SameSite=Strict"
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 // ---- control endpoints ------------------------------------------------------------------------

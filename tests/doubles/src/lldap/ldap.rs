@@ -271,7 +271,19 @@ async fn connection(
     loop {
         let parsed = match read_tlv(&buf) {
             Ok(Some((tlv, used))) => {
-                let decision = shared.faults.take_ldap();
+                // Unbind and abandon get no response: faults do not apply to them.
+                let op_tag = children(tlv.value)
+                    .ok()
+                    .and_then(|parts| parts.get(1).map(|t| t.tag));
+                let decision = if matches!(op_tag, Some(0x42 | 0x50)) {
+                    LdapDecision {
+                        delay: Duration::ZERO,
+                        reset: false,
+                        unavailable: false,
+                    }
+                } else {
+                    shared.faults.take_ldap()
+                };
                 if !decision.delay.is_zero() {
                     tokio::time::sleep(decision.delay).await;
                 }

@@ -34,7 +34,7 @@ pub use control::{FaultPlan, Faults, Stats, Violation};
 pub use graphql::ContractError;
 pub use ldap::OID_PASSWORD_MODIFY;
 pub use model::{
-    AttributeSchema, AttributeType, Group, Kind, LldapError, State, User, ADMIN_GROUP,
+    AttributeSchema, AttributeType, Group, Kind, LldapError, State, User, UserFilter, ADMIN_GROUP,
     PASSWORD_MANAGER_GROUP, READONLY_GROUP,
 };
 
@@ -122,7 +122,7 @@ pub enum StartError {
 
 /// A user to create "by hand" (bypassing GraphQL; not counted in the stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SeedUser {
     pub id: String,
     pub email: String,
@@ -192,6 +192,8 @@ pub(crate) struct Shared {
     pub stats: Mutex<Stats>,
     pub violations: Mutex<Vec<Violation>>,
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
+    /// Refresh token → user id.
+    pub refresh_tokens: Mutex<HashMap<String, String>>,
     pub base_dn: String,
     pub token_lifetime: Duration,
 }
@@ -288,6 +290,7 @@ impl LldapDouble {
             stats: Mutex::new(Stats::default()),
             violations: Mutex::new(Vec::new()),
             tokens: Mutex::new(HashMap::new()),
+            refresh_tokens: Mutex::new(HashMap::new()),
             base_dn: config.base_dn.clone(),
             token_lifetime: config.token_lifetime,
         });

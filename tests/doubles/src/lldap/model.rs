@@ -875,8 +875,20 @@ impl State {
     /// The attribute values `User.attributes` returns: hard-coded ones first, then stored ones.
     pub fn user_attribute_values(&self, u: &User) -> Vec<(AttributeSchema, Vec<String>)> {
         let schema = self.public_schema(Kind::User);
+        self.user_attribute_values_in(u, &schema)
+            .into_iter()
+            .map(|(i, v)| (schema[i].clone(), v))
+            .collect()
+    }
+
+    /// Like [`State::user_attribute_values`] with the public user schema given (indices into it).
+    pub fn user_attribute_values_in(
+        &self,
+        u: &User,
+        schema: &[AttributeSchema],
+    ) -> Vec<(usize, Vec<String>)> {
         let mut out = Vec::new();
-        for s in schema.iter().filter(|s| s.is_hardcoded) {
+        for (i, s) in schema.iter().enumerate().filter(|(_, s)| s.is_hardcoded) {
             let v = match s.name.as_str() {
                 "user_id" => Some(u.id.clone()),
                 "creation_date" => Some(time::format_rfc3339_offset(u.creation_date)),
@@ -890,12 +902,12 @@ impl State {
                 _ => None,
             };
             if let Some(v) = v {
-                out.push((s.clone(), vec![v]));
+                out.push((i, vec![v]));
             }
         }
         for (name, values) in &u.attributes {
-            if let Some(s) = schema.iter().find(|s| &s.name == name) {
-                out.push((s.clone(), values.clone()));
+            if let Some(i) = schema.iter().position(|s| &s.name == name) {
+                out.push((i, values.clone()));
             }
         }
         out
@@ -904,8 +916,20 @@ impl State {
     /// The attribute values `Group.attributes` returns.
     pub fn group_attribute_values(&self, g: &Group) -> Vec<(AttributeSchema, Vec<String>)> {
         let schema = self.public_schema(Kind::Group);
+        self.group_attribute_values_in(g, &schema)
+            .into_iter()
+            .map(|(i, v)| (schema[i].clone(), v))
+            .collect()
+    }
+
+    /// Like [`State::group_attribute_values`] with the public group schema given (indices into it).
+    pub fn group_attribute_values_in(
+        &self,
+        g: &Group,
+        schema: &[AttributeSchema],
+    ) -> Vec<(usize, Vec<String>)> {
         let mut out = Vec::new();
-        for s in schema.iter().filter(|s| s.is_hardcoded) {
+        for (i, s) in schema.iter().enumerate().filter(|(_, s)| s.is_hardcoded) {
             let v = match s.name.as_str() {
                 "group_id" => Some(g.id.to_string()),
                 "creation_date" => Some(time::format_rfc3339_offset(g.creation_date)),
@@ -915,12 +939,12 @@ impl State {
                 _ => None,
             };
             if let Some(v) = v {
-                out.push((s.clone(), vec![v]));
+                out.push((i, vec![v]));
             }
         }
         for (name, values) in &g.attributes {
-            if let Some(s) = schema.iter().find(|s| &s.name == name) {
-                out.push((s.clone(), values.clone()));
+            if let Some(i) = schema.iter().position(|s| &s.name == name) {
+                out.push((i, values.clone()));
             }
         }
         out
