@@ -3,9 +3,10 @@
 
 mod daemon_support;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use daemon_support::{NixLayout, PrivateBus, ScriptedEngine};
@@ -42,10 +43,25 @@ async fn client_helper() {
     }
 }
 
+/// A copy of this test binary that any uid may execute (the build tree may sit in a directory
+/// other users cannot enter).
+fn shared_exe() -> &'static std::path::Path {
+    static EXE: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    &EXE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.path().join("daemon_dbus");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, exe)
+    })
+    .1
+}
+
 /// Run `client_helper` as `uid:gid` and return its verdict line.
 fn as_user(address: &str, uid: u32, gid: u32) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    let out = Command::new(shared_exe())
+        .current_dir("/")
         .args([
             "--exact",
             "client_helper",
