@@ -342,3 +342,30 @@ async fn an_unprivileged_daemon_cannot_take_the_name() {
     assert!(!out.status.success());
     assert!(err.contains("AccessDenied"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_a_reconcile_call_waits_for_its_run() {
+    let bus = PrivateBus::start("staff");
+    let layout = NixLayout::new(r#"{"users": {"alice": {}}, "applyMs": 1500}"#);
+    let engine = ScriptedEngine::new();
+    let (term, task) = start(engine.clone(), &layout, &bus);
+    let p = client(&bus).await;
+    engine.wait_finished(1, Duration::from_secs(5)).await;
+    let waiting = tokio::spawn({
+        let p = p.clone();
+        async move { p.reconcile().await }
+    });
+    engine.wait_started(2, Duration::from_secs(2)).await;
+    let t = std::time::Instant::now();
+    let status: serde_json::Value = serde_json::from_str(&p.status().await.unwrap()).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(status["running"], true);
+    let r: serde_json::Value = serde_json::from_str(&waiting.await.unwrap().unwrap()).unwrap();
+    assert_eq!(r["failed"], false);
+    term.send(()).await.unwrap();
+    task.await.unwrap().unwrap();
+}
