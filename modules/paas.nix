@@ -925,7 +925,11 @@ in
 
   config = mkIf cfg.enable {
     assertions = paasAssertions;
-    warnings = lib.concatMap (
+    warnings =
+      lib.optional (!(config.users.groups ? ${cfg.adminGroup})) ''
+        services.paas.adminGroup = "${cfg.adminGroup}" is not declared in users.groups: unless the group
+        exists on the host, nobody but root can use paasctl status/reconcile/plan.''
+      ++ lib.concatMap (
       u:
       map (
         svc:

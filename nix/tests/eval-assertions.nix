@@ -83,6 +83,25 @@ let
       };
   };
 
+  # a case passes when some warning contains every expected fragment
+  expectWarning = name: module: fragments: {
+    inherit name;
+    kind = "warning";
+    check =
+      let
+        ws = (evalWith module).config.warnings;
+        matches = builtins.filter (w: builtins.all (f: lib.hasInfix f w) fragments) ws;
+      in
+      {
+        ok = matches != [ ];
+        detail =
+          if matches != [ ] then
+            builtins.head matches
+          else
+            "expected a warning containing ${builtins.toJSON fragments}, got ${builtins.toJSON ws}";
+      };
+  };
+
   expectAccepted = name: module: {
     inherit name;
     kind = "accepted";
@@ -307,6 +326,16 @@ let
         };
       };
     })
+
+    (expectWarning "settings for a service that is not configured"
+      { services.paas.users.alice.nextcloud.quota = "5 GB"; }
+      [ "services.paas.users.alice.nextcloud is set, but services.paas.nextcloud is not configured" ]
+    )
+
+    (expectWarning "an admin group that is not declared"
+      { services.paas.adminGroup = "paas-admins"; }
+      [ ''services.paas.adminGroup = "paas-admins" is not declared in users.groups'' ]
+    )
 
     (expectTypeError "invalid passwordMode"
       { services.paas.users.alice.passwordMode = "sometimes"; }
