@@ -87,6 +87,7 @@ check "lldap double listening" '[ -f /run/paas-double-lldap.json ]'
 t_start=$(now_us)
 systemctl start paasd.service        # Type=notify-reload: returns after READY=1 (first run done)
 note "systemctl start took $(( ($(now_us) - t_start) / 1000 )) ms"
+note "credentials as systemd hands them to paasd: $(stat -c '%A %U:%G %n' /run/credentials/paasd.service /run/credentials/paasd.service/* 2>&1 | tr '\n' ';')"
 check "paasd is active" '[ "$(systemctl is-active paasd.service)" = active ]'
 note "systemctl status"
 systemctl status paasd.service --no-pager --lines=0 | sed -n '1,12p'
