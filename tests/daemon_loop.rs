@@ -269,3 +269,22 @@ async fn a_spec_that_does_not_exist_yet_is_picked_up_when_it_appears() {
     term.send(()).await.unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_during_a_run_of_the_same_spec_adds_no_run() {
+    // nixos-rebuild: the spec swap starts a run, the unit reload (SIGHUP) follows it.
+    let layout = NixLayout::new(r#"{"users": {"alice": {}}}"#);
+    let engine = ScriptedEngine::new();
+    let d = start(engine.clone(), &layout, Bus::None);
+    engine.wait_finished(1, Duration::from_secs(5)).await;
+    layout.switch("g1", r#"{"users": {"bob": {}}, "applyMs": 600}"#);
+    engine.wait_started(2, Duration::from_secs(2)).await;
+    d.hup.send(()).await.unwrap();
+    engine.wait_finished(2, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(engine.runs().len(), 2, "{:#?}", engine.runs());
+    // Idle, a reload always reconciles.
+    d.hup.send(()).await.unwrap();
+    engine.wait_finished(3, Duration::from_secs(3)).await;
+    d.stop().await;
+}

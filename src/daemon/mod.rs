@@ -188,8 +188,14 @@ pub async fn run<E: Engine>(
             Some(()) = signals.hup.recv() => {
                 tracing::info!("SIGHUP: reloading the spec");
                 d.notifier.reloading();
-                d.reload();
-                d.pending = Some("reload");
+                let r = d.reload();
+                // nixos-rebuild both swaps the spec (seen by the watcher) and reloads the unit: a
+                // run of this very spec already in progress covers the reload.
+                let covered = matches!(r, Reload::Unchanged)
+                    && d.running.as_ref().is_some_and(|run| run.generation == d.generation);
+                if !covered {
+                    d.pending = Some("reload");
+                }
                 // The reload itself is done: the spec is read (or rejected). The reconcile follows.
                 let line = d.line();
                 d.notifier.ready(&line);
