@@ -7,8 +7,10 @@
 //! - [`plan`]: the pure diff — desired × observed × state → ordered changes (no I/O);
 //! - [`lldap`]: the LLDAP target (GraphQL client, LDAP password operations);
 //! - [`reconcile`]: observe → plan → apply → record, with the per-run report;
-//! - [`secret`], [`retry`]: secret files and fingerprints; backoff.
+//! - [`secret`], [`retry`]: secret files and fingerprints; backoff;
+//! - [`daemon`]: the long-running service (spec watch, sd_notify, D-Bus API) and paasctl's client of it.
 
+pub mod daemon;
 pub mod directory;
 pub mod lldap;
 pub mod plan;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use paasd::daemon::ctl;
 use paasd::reconcile::{self, Options};
 use paasd::spec::{load_spec, SpecError};
 
@@ -23,9 +24,9 @@ struct Cli {
 enum Command {
     /// Show what apply would change (+ create, ~ update, - delete), without changing anything.
     Plan {
-        /// The spec file.
+        /// The spec file; without it the running paasd computes the plan of its spec (D-Bus).
         #[arg(long)]
-        spec: PathBuf,
+        spec: Option<PathBuf>,
         /// paasd's state directory.
         #[arg(long, default_value = "/var/lib/paasd")]
         state_dir: PathBuf,
@@ -61,6 +62,10 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// The running paasd's view: users × targets with ✓ / ✗ / … and the reasons (D-Bus).
+    Status(ctl::StatusArgs),
+    /// Ask the running paasd to reconcile now and wait for the result (D-Bus).
+    Reconcile(ctl::ReconcileArgs),
     /// Check a spec file; every problem is printed with its JSON path.
     Validate {
         #[arg(long)]
@@ -91,6 +96,14 @@ fn load(spec: &std::path::Path) -> anyhow::Result<paasd::spec::Spec> {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Status(args) => ctl::status(&args).await,
+        Command::Reconcile(args) => ctl::reconcile(&args).await,
+        Command::Plan {
+            spec: None,
+            json,
+            detailed_exitcode,
+            ..
+        } => ctl::plan(None, json, detailed_exitcode).await,
         Command::Validate { spec } => {
             let s = load(&spec)?;
             println!(
@@ -102,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Plan {
-            spec,
+            spec: Some(spec),
             state_dir,
             detailed_exitcode,
             json,

@@ -1,0 +1,293 @@
+//! The `paasd` binary as systemd runs it, against the LLDAP double: the sd_notify protocol read
+//! from a real NOTIFY_SOCKET datagram socket and real signals; paasctl talking to it over a
+//! private bus.
+
+mod daemon_support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_support::PrivateBus;
+use paas_doubles::lldap::{LldapConfig, LldapDouble};
+
+const ADMIN_PW: &str = "double-admin-Secret-93f1";
+const ALICE_PW: &str = "alice-Secret-51aa";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    double: LldapDouble,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let double = LldapDouble::start(LldapConfig::new(ADMIN_PW))
+            .await
+            .expect("the LLDAP double starts");
+        let dir = tempfile::tempdir().unwrap();
+        secret(&dir.path().join("admin"), ADMIN_PW);
+        secret(&dir.path().join("alice"), ALICE_PW);
+        let s = Setup { dir, double };
+        s.write_spec(&["bob"]);
+        s
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write_spec(&self, extra: &[&str]) {
+        let mut users = serde_json::json!({
+            "alice": { "email": "alice@example.com", "passwordFile": self.path("alice") },
+        });
+        for u in extra {
+            users[*u] = serde_json::json!({ "email": format!("{u}@example.com") });
+        }
+        let spec = serde_json::json!({
+            "version": 1,
+            "lldap": {
+                "url": self.double.http_url(),
+                "ldapUrl": self.double.ldap_url(),
+                "baseDn": "dc=example,dc=com",
+                "adminPasswordFile": self.path("admin"),
+            },
+            "users": users,
+        });
+        let tmp = self.path("spec.json.tmp");
+        std::fs::write(&tmp, spec.to_string()).unwrap();
+        std::fs::rename(&tmp, self.path("spec.json")).unwrap();
+    }
+
+    /// paasd with the given bus, under `sh` so that WATCHDOG_PID can name paasd's own pid.
+    fn spawn_paasd(&self, bus: &str, notify: Option<&Path>) -> Child {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_paasd"))
+            .args(["--spec"])
+            .arg(self.path("spec.json"))
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .args(["--bus", bus, "--log-format", "text"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(n) = notify {
+            cmd.env("NOTIFY_SOCKET", n).env("WATCHDOG_USEC", "400000");
+        }
+        cmd.spawn().unwrap()
+    }
+}
+
+fn secret(path: &Path, value: &str) {
+    std::fs::write(path, format!("{value}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// Messages from the notify socket until one satisfies `want` (returned) or the time is up.
+fn recv_until(sock: &UnixDatagram, within: Duration, want: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while Instant::now() < deadline {
+        sock.set_read_timeout(Some(deadline - Instant::now()))
+            .unwrap();
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                let done = want(&msg);
+                seen.push(msg);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no matching notification within {within:?}; seen: {seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notify_protocol_on_a_real_notify_socket() {
+    let s = Setup::new().await;
+    let sock_path = s.path("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let child = s.spawn_paasd("none", Some(&sock_path));
+
+    // READY=1 only after the first reconcile: alice and bob exist in LLDAP by then.
+    let seen = tokio::task::block_in_place(|| {
+        recv_until(&sock, Duration::from_secs(10), |m| {
+            m.lines().any(|l| l == "READY=1")
+        })
+    });
+    assert!(
+        s.double.user("alice").is_some() && s.double.user("bob").is_some(),
+        "READY=1 came before the first reconcile finished: {seen:#?}"
+    );
+    let ready = seen.last().unwrap();
+    let status = ready
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .expect("READY=1 carries STATUS=");
+    assert!(
+        status.starts_with("2 users in sync · next resync "),
+        "{status}"
+    );
+    assert!(
+        seen.iter()
+            .any(|m| m.contains("STATUS=0/2 users in sync · reconciling")),
+        "a status while reconciling: {seen:#?}"
+    );
+
+    // WATCHDOG=1 at half of WATCHDOG_USEC (400 ms).
+    tokio::task::block_in_place(|| {
+        recv_until(&sock, Duration::from_secs(2), |m| {
+            m.lines().any(|l| l == "WATCHDOG=1")
+        })
+    });
+
+    // SIGHUP: RELOADING=1 with MONOTONIC_USEC close to now, then READY=1; a reconcile follows.
+    let before = monotonic_usec();
+    signal(&child, libc::SIGHUP);
+    let seen = tokio::task::block_in_place(|| {
+        recv_until(&sock, Duration::from_secs(5), |m| {
+            m.lines().any(|l| l == "READY=1")
+        })
+    });
+    let reloading = seen
+        .iter()
+        .find(|m| m.lines().any(|l| l == "RELOADING=1"))
+        .unwrap_or_else(|| panic!("RELOADING=1 missing: {seen:#?}"));
+    let usec: u64 = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("RELOADING=1 carries MONOTONIC_USEC=")
+        .parse()
+        .unwrap();
+    assert!(
+        usec >= before && usec <= monotonic_usec(),
+        "MONOTONIC_USEC={usec} not within the reload"
+    );
+
+    // A spec change with a new user: reconciled without a signal.
+    s.write_spec(&["bob", "carol"]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while s.double.user("carol").is_none() {
+        assert!(Instant::now() < deadline, "carol was not created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // SIGTERM: STOPPING=1, exit 0.
+    signal(&child, libc::SIGTERM);
+    tokio::task::block_in_place(|| {
+        recv_until(&sock, Duration::from_secs(5), |m| {
+            m.lines().any(|l| l == "STOPPING=1")
+        })
+    });
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("reconcile started"), "{log}");
+    assert!(
+        !log.contains(ALICE_PW) && !log.contains(ADMIN_PW),
+        "a secret in the log"
+    );
+}
+
+fn paasctl(args: &[&str]) -> (i32, String, String) {
+    paasctl_env(args, None)
+}
+
+fn paasctl_env(args: &[&str], bus_env: Option<&str>) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paasctl"));
+    if let Some(b) = bus_env {
+        cmd.env("PAASD_BUS", b);
+    }
+    let out = cmd.args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paasctl_status_reconcile_and_plan_ask_the_daemon() {
+    let s = Setup::new().await;
+    let bus = PrivateBus::start("staff");
+    let addr = bus.address.clone();
+
+    let (code, _, err) = paasctl(&["status", "--bus", &addr]);
+    assert_eq!(code, 1);
+    assert!(err.contains("paasd is not running"), "{err}");
+
+    let mut child = s.spawn_paasd(&addr, None);
+    // Wait for the first run.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, _) = paasctl(&["status", "--bus", &addr, "--json"]);
+        if code == 0 {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            if v["lastRun"].is_string() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "paasd did not finish its first run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (code, out, err) = paasctl(&["status", "--bus", &addr]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("alice  ✓"), "{out}");
+    assert!(out.contains("bob    ✓"), "{out}");
+
+    let (code, out, err) = paasctl(&["reconcile", "--bus", &addr]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("0 created, 0 updated, 0 deleted,") && out.contains("0 failed"),
+        "{out}"
+    );
+
+    // A failure: LLDAP answers 503 to everything for a while.
+    s.double.faults().set(paas_doubles::lldap::FaultPlan {
+        fail_next: 1000,
+        ..Default::default()
+    });
+    let (code, out, _) = paasctl(&["reconcile", "--bus", &addr]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ lldap"), "{out}");
+    let (_, out, _) = paasctl(&["status", "--bus", &addr]);
+    assert!(out.contains("alice  ✗"), "{out}");
+    s.double.faults().clear();
+
+    // plan without --spec: the daemon's plan of its spec.
+    s.write_spec(&["bob", "dave"]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (code, out, err) = paasctl_env(&["plan"], Some(&addr));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.is_empty());
+
+    signal(&child, libc::SIGTERM);
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert!(status.success());
+}

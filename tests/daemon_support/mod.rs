@@ -1,0 +1,342 @@
+//! Shared helpers of the daemon tests: a NixOS-like spec layout, a private dbus-daemon with the
+//! shipped policy, and a scripted engine for the loop tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::{symlink, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paasd::daemon::engine::{
+    Engine, ObjectKind, ObjectResult, Outcome, PlanResult, Problem, RunOptions, RunReport,
+    TargetResult,
+};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The NixOS layout, under `root`:
+/// `etc/paas/spec.json → etc/static/paas/spec.json`, `etc/static → store/<g>-etc`,
+/// `store/<g>-etc/paas/spec.json → store/<g>-spec.json`.
+pub struct NixLayout {
+    pub root: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl NixLayout {
+    pub fn new(first: &str) -> NixLayout {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("etc/paas")).unwrap();
+        std::fs::create_dir_all(root.join("store")).unwrap();
+        let l = NixLayout { root, dir };
+        l.switch("g0", first);
+        symlink(
+            l.root.join("etc/static/paas/spec.json"),
+            l.root.join("etc/paas/spec.json"),
+        )
+        .unwrap();
+        l
+    }
+
+    pub fn spec_path(&self) -> PathBuf {
+        self.root.join("etc/paas/spec.json")
+    }
+
+    /// Activate a new generation as NixOS does: build it in the store, then atomically rename a
+    /// new `etc/static` link over the old one.
+    pub fn switch(&self, gen: &str, content: &str) {
+        let store = self.root.join("store");
+        let file = store.join(format!("{gen}-spec.json"));
+        std::fs::write(&file, content).unwrap();
+        let etc = store.join(format!("{gen}-etc"));
+        std::fs::create_dir_all(etc.join("paas")).unwrap();
+        symlink(&file, etc.join("paas/spec.json")).unwrap();
+        let tmp = self.root.join("etc/.static.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        symlink(&etc, &tmp).unwrap();
+        std::fs::rename(&tmp, self.root.join("etc/static")).unwrap();
+    }
+}
+
+/// A private dbus-daemon configured like Debian's system bus plus the shipped policy file
+/// (with the admin group replaced by `admin_group`).
+pub struct PrivateBus {
+    pub address: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateBus {
+    pub fn start(admin_group: &str) -> PrivateBus {
+        let dir = tempfile::tempdir().unwrap();
+        // Unprivileged test clients must reach the socket.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let policy = std::fs::read_to_string(repo_root().join("dist/org.paasd.Paasd1.conf"))
+            .unwrap()
+            .replace("group=\"paas-admin\"", &format!("group=\"{admin_group}\""))
+            // The daemon under test runs as root: root takes the place of the paasd user.
+            .replace("<policy user=\"paasd\">", "<policy user=\"root\">");
+        let policy_path = dir.path().join("org.paasd.Paasd1.conf");
+        std::fs::write(&policy_path, policy).unwrap();
+        let socket = dir.path().join("bus");
+        let conf = format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"#,
+            socket = socket.display(),
+            policy = policy_path.display()
+        );
+        let conf_path = dir.path().join("bus.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf_path.display()))
+            .args(["--nofork", "--nopidfile", "--print-address"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("dbus-daemon (package dbus) must be installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line.trim().to_string();
+        assert!(
+            address.starts_with("unix:"),
+            "dbus-daemon printed {address:?}"
+        );
+        PrivateBus {
+            address,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One apply the scripted engine saw.
+#[derive(Debug, Clone)]
+pub struct SeenRun {
+    pub generation: u64,
+    pub users: Vec<String>,
+    pub started: Instant,
+    pub finished: Option<Instant>,
+    pub cancelled: bool,
+    pub verify_passwords: bool,
+}
+
+/// An engine scripted by the spec itself: `{"users": {...}, "applyMs": 0, "fail": ["alice"],
+/// "invalid": "message"}`.
+#[derive(Default)]
+pub struct ScriptedEngine {
+    pub runs: Mutex<Vec<SeenRun>>,
+}
+
+impl ScriptedEngine {
+    pub fn new() -> Arc<ScriptedEngine> {
+        Arc::new(ScriptedEngine::default())
+    }
+
+    pub fn runs(&self) -> Vec<SeenRun> {
+        self.runs.lock().unwrap().clone()
+    }
+
+    /// Wait until `n` applies have finished.
+    pub async fn wait_finished(&self, n: usize, within: Duration) -> Vec<SeenRun> {
+        let deadline = Instant::now() + within;
+        loop {
+            let runs = self.runs();
+            if runs.iter().filter(|r| r.finished.is_some()).count() >= n {
+                return runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} finished runs within {within:?}, saw {runs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn wait_started(&self, n: usize, within: Duration) -> Vec<SeenRun> {
+        let deadline = Instant::now() + within;
+        loop {
+            let runs = self.runs();
+            if runs.len() >= n {
+                return runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} started runs within {within:?}, saw {runs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn users_of(spec: &serde_json::Value) -> Vec<String> {
+    spec["users"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+impl Engine for ScriptedEngine {
+    type Spec = serde_json::Value;
+
+    fn load(&self, path: &Path) -> Result<serde_json::Value, Vec<Problem>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Problem {
+                path: String::new(),
+                message: e.to_string(),
+            }]
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            vec![Problem {
+                path: String::new(),
+                message: e.to_string(),
+            }]
+        })?;
+        if let Some(m) = v["invalid"].as_str() {
+            return Err(vec![
+                Problem {
+                    path: "users.alice.email".into(),
+                    message: m.into(),
+                },
+                Problem {
+                    path: "users.bob.groups[0]".into(),
+                    message: "group \"x\" is not declared under groups".into(),
+                },
+            ]);
+        }
+        Ok(v)
+    }
+
+    fn fingerprint(&self, spec: &serde_json::Value) -> String {
+        paasd::daemon::fingerprint_bytes(spec.to_string().as_bytes())
+    }
+
+    fn users(&self, spec: &serde_json::Value) -> Vec<String> {
+        users_of(spec)
+    }
+
+    fn targets(&self, _spec: &serde_json::Value) -> Vec<String> {
+        vec!["lldap".into()]
+    }
+
+    async fn plan(&self, spec: serde_json::Value, opts: RunOptions) -> Result<PlanResult, String> {
+        let users = users_of(&spec);
+        Ok(PlanResult {
+            text: users
+                .iter()
+                .map(|u| format!("+ lldap user {u}\n"))
+                .collect(),
+            empty: users.is_empty(),
+            plan: serde_json::json!({ "generation": opts.generation, "create": users }),
+        })
+    }
+
+    async fn apply(&self, spec: serde_json::Value, opts: RunOptions) -> RunReport {
+        let users = users_of(&spec);
+        let idx = {
+            let mut runs = self.runs.lock().unwrap();
+            runs.push(SeenRun {
+                generation: opts.generation,
+                users: users.clone(),
+                started: Instant::now(),
+                finished: None,
+                cancelled: false,
+                verify_passwords: opts.verify_passwords,
+            });
+            runs.len() - 1
+        };
+        let ms = spec["applyMs"].as_u64().unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        let mut cancelled = false;
+        // One "object" every 10 ms; cancellation is honoured between objects.
+        while Instant::now() < deadline {
+            if opts.cancel.is_cancelled() {
+                cancelled = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let fail: Vec<String> = spec["fail"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let objects: Vec<ObjectResult> = users
+            .iter()
+            .map(|u| ObjectResult {
+                target: "lldap".into(),
+                kind: ObjectKind::User,
+                name: u.clone(),
+                outcome: if fail.contains(u) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Unchanged
+                },
+                error: fail
+                    .contains(u)
+                    .then(|| "503 Service Unavailable".to_string()),
+            })
+            .collect();
+        let failed = objects
+            .iter()
+            .filter(|o| o.outcome == Outcome::Failed)
+            .count();
+        {
+            let mut runs = self.runs.lock().unwrap();
+            runs[idx].finished = Some(Instant::now());
+            runs[idx].cancelled = cancelled;
+        }
+        RunReport {
+            summary: format!(
+                "0 created, 0 updated, 0 deleted, {} unchanged, {failed} failed",
+                objects.len() - failed
+            ),
+            failed,
+            objects,
+            targets: vec![TargetResult {
+                target: "lldap".into(),
+                ok: true,
+                error: None,
+            }],
+            detail: serde_json::json!({ "generation": opts.generation, "cancelled": cancelled }),
+        }
+    }
+}
