@@ -231,6 +231,14 @@ if [ -d "$src" ]; then
     [ ! -e "$src/$f" ] || bad "package source includes $f"
   done
   ok "package source $src: $(find "$src" -type f | wc -l) files"
+  # the workspace must resolve from the filtered source alone (members, [[bench]] targets, …)
+  if command -v cargo > /dev/null; then
+    if (cd "$src" && cargo metadata --no-deps --locked --offline --format-version 1 > /dev/null); then
+      ok "cargo metadata resolves the workspace from the filtered source"
+    else
+      bad "cargo metadata fails on the filtered source: nix/package.nix's fileset misses something"
+    fi
+  fi
 else
   bad "package source did not evaluate"
 fi
