@@ -32,4 +32,17 @@ echo "$n .nix files parse"
 
 step "cargo test --workspace"
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
-grep -E "^test result:" target/test-output.log | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed\n", p, f}'
+
+step "system test: paasd under a real systemd as PID 1 (systemd-nspawn, systemd 254)"
+if [ "$(id -u)" = 0 ]; then
+  PAASD_SYSTEST_IDLE_SECONDS=${PAASD_SYSTEST_IDLE_SECONDS:-10} bash tests/system/run.sh 2>&1 | tee target/systest-output.log
+  sys_pass=$(grep -c '^PASS ' target/systest-output.log || true)
+  sys_fail=$(grep -c '^FAIL ' target/systest-output.log || true)
+else
+  echo "system test skipped: it boots a container and needs root"
+  sys_pass=0; sys_fail=0
+fi
+
+step "summary"
+grep -E "^test result:" target/test-output.log | awk -v sp="$sys_pass" -v sf="$sys_fail" \
+  '{p+=$4; f+=$6} END {printf "%d passed, %d failed\n", p+sp, f+sf}'
