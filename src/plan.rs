@@ -164,6 +164,27 @@ pub enum Effect {
         user: String,
         since: Option<u64>,
     },
+    /// In a service: an account was created or adopted (with the service's own id).
+    AccountOwned {
+        service: String,
+        user: String,
+        remote_id: String,
+        created: bool,
+    },
+    AccountDeleted {
+        service: String,
+        user: String,
+    },
+    AccountPassword {
+        service: String,
+        user: String,
+        fingerprint: String,
+    },
+    AccountRemovedSince {
+        service: String,
+        user: String,
+        since: Option<u64>,
+    },
 }
 
 /// One field of an object as the plan shows it: `old → new`.

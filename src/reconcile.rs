@@ -18,6 +18,7 @@ use crate::retry::Backoff;
 use crate::secret::{read_secret_file, FingerprintKey, Secret};
 use crate::spec::{PasswordStrategy, Spec};
 use crate::state::{OwnedGroup, OwnedUser, State, StateError};
+use crate::targets;
 
 /// How to run a reconcile.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct Options {
     /// Objects written at the same time.
     pub concurrency: usize,
     pub backoff: Backoff,
+    /// How long to wait for a service's health endpoint before reporting "waiting for …".
+    pub service_wait: Backoff,
 }
 
 impl Options {
@@ -46,6 +49,11 @@ impl Options {
             cancel: CancellationToken::new(),
             concurrency: 8,
             backoff: Backoff::default(),
+            service_wait: Backoff {
+                attempts: 6,
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(15),
+            },
         }
     }
 }
@@ -77,6 +85,8 @@ pub enum Outcome {
     Failed,
     /// Not attempted (cancelled, or held back by the removal guard).
     Skipped,
+    /// The target is not ready yet ("waiting for nextcloud"); counted as failed.
+    Pending,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -302,7 +312,202 @@ fn compute_plan(spec: &Spec, opts: &Options, p: &Prepared) -> Plan {
 /// Observes LLDAP and computes the plan; writes nothing (not even paasd's state).
 pub async fn plan(spec: &Spec, opts: &Options) -> Result<Plan, ReconcileError> {
     let p = prepare(spec, opts, false).await?;
-    Ok(compute_plan(spec, opts, &p))
+    let mut plan = compute_plan(spec, opts, &p);
+    let timeout = Duration::from_secs(spec.lldap.timeout_seconds);
+    let names = spec.services.configured();
+    for (name, built) in names.iter().zip(targets::registry::build(spec, timeout)) {
+        let prepared = match built {
+            Ok(svc) => {
+                targets::run::prepare(
+                    svc.as_ref(),
+                    spec,
+                    &p.dir,
+                    &p.state,
+                    &p.key,
+                    &opts.state_dir,
+                    opts.service_wait,
+                    false,
+                    opts.force,
+                    now(),
+                )
+                .await
+            }
+            Err(e) => Err(targets::run::NotReady::Failed(e)),
+        };
+        match prepared {
+            Ok(sp) => {
+                plan.changes.extend(sp.plan.changes);
+                plan.problems.extend(sp.plan.problems);
+                plan.blocked.extend(sp.plan.blocked);
+            }
+            Err(e) => plan.problems.push(crate::plan::PlanProblem {
+                target: name.to_string(),
+                kind: ObjectKind::User,
+                name: "*".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    Ok(plan)
+}
+
+/// Applies every configured service after LLDAP and adds their results to the report.
+async fn apply_services(spec: &Spec, opts: &Options, p: &mut Prepared, report: &mut Report) {
+    let timeout = Duration::from_secs(spec.lldap.timeout_seconds);
+    let names = spec.services.configured();
+    for (name, built) in names.iter().zip(targets::registry::build(spec, timeout)) {
+        if opts.cancel.is_cancelled() {
+            break;
+        }
+        let not_ready = |report: &mut Report, e: targets::run::NotReady| {
+            let users = targets::desired::service_users(spec, &p.dir, name);
+            let (outcome, msg) = match &e {
+                targets::run::NotReady::Waiting(m) => (Outcome::Pending, m.clone()),
+                targets::run::NotReady::Failed(m) => (Outcome::Failed, m.clone()),
+            };
+            warn!(paas_target = %name, paas_result = "failed", paas_generation = opts.generation, paas_error = %msg, "{msg}");
+            for id in users.keys() {
+                report.objects.push(ObjectReport {
+                    target: name.to_string(),
+                    kind: ObjectKind::User,
+                    name: id.clone(),
+                    outcome,
+                    error: Some(msg.clone()),
+                });
+            }
+            report.failed += users.len().max(1);
+            report.targets.push(TargetReport {
+                target: name.to_string(),
+                ok: false,
+                error: Some(msg),
+                requests: 0,
+                ldap_binds: 0,
+                passwords_written: 0,
+            });
+        };
+        let svc = match built {
+            Ok(svc) => svc,
+            Err(e) => {
+                not_ready(report, targets::run::NotReady::Failed(e));
+                continue;
+            }
+        };
+        let prepared = targets::run::prepare(
+            svc.as_ref(),
+            spec,
+            &p.dir,
+            &p.state,
+            &p.key,
+            &opts.state_dir,
+            opts.service_wait,
+            true,
+            opts.force,
+            now(),
+        )
+        .await;
+        let prep = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                not_ready(report, e);
+                continue;
+            }
+        };
+        let failed_before = report.failed;
+        report.blocked.extend(prep.plan.blocked.iter().cloned());
+        let done = targets::run::apply(
+            svc.as_ref(),
+            &prep,
+            spec,
+            &mut p.state,
+            opts.concurrency,
+            &opts.cancel,
+            opts.generation,
+        )
+        .await;
+        let mut target_error = None;
+        if let Err(e) = p.state.save(&opts.state_dir) {
+            target_error = Some(format!("state not saved: {e}"));
+            report.failed += 1;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for pr in &prep.plan.problems {
+            if seen.insert(pr.name.clone()) {
+                report.failed += 1;
+                report.objects.push(ObjectReport {
+                    target: name.to_string(),
+                    kind: ObjectKind::User,
+                    name: pr.name.clone(),
+                    outcome: Outcome::Failed,
+                    error: Some(pr.message.clone()),
+                });
+            }
+        }
+        for d in &done {
+            let c = &prep.plan.changes[d.index];
+            if !seen.insert(c.name.clone()) {
+                continue;
+            }
+            let outcome = match (&d.error, c.op) {
+                (Some(_), _) => {
+                    report.failed += 1;
+                    Outcome::Failed
+                }
+                (None, Op::Create) => {
+                    report.created += 1;
+                    Outcome::Created
+                }
+                (None, Op::Delete) => {
+                    report.deleted += 1;
+                    Outcome::Deleted
+                }
+                (None, _) => {
+                    report.updated += 1;
+                    Outcome::Updated
+                }
+            };
+            report.objects.push(ObjectReport {
+                target: name.to_string(),
+                kind: ObjectKind::User,
+                name: c.name.clone(),
+                outcome,
+                error: d.error.clone(),
+            });
+        }
+        for c in &prep.plan.changes {
+            if seen.insert(c.name.clone()) {
+                report.objects.push(ObjectReport {
+                    target: name.to_string(),
+                    kind: ObjectKind::User,
+                    name: c.name.clone(),
+                    outcome: Outcome::Skipped,
+                    error: opts
+                        .cancel
+                        .is_cancelled()
+                        .then(|| "not attempted: paasd was stopping".to_string()),
+                });
+            }
+        }
+        for id in &prep.users {
+            if seen.insert(id.clone()) {
+                report.unchanged += 1;
+                report.objects.push(ObjectReport {
+                    target: name.to_string(),
+                    kind: ObjectKind::User,
+                    name: id.clone(),
+                    outcome: Outcome::Unchanged,
+                    error: None,
+                });
+            }
+        }
+        report.targets.push(TargetReport {
+            target: name.to_string(),
+            ok: target_error.is_none() && report.failed == failed_before,
+            error: target_error,
+            requests: 0,
+            ldap_binds: 0,
+            passwords_written: 0,
+        });
+    }
 }
 
 /// The result of one change.
@@ -636,7 +841,8 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
         ldap_binds: p.lldap.ldap.binds(),
         passwords_written: p.lldap.ldap.password_sets(),
     });
-    report.cancelled = cancelled;
+    apply_services(spec, opts, &mut p, &mut report).await;
+    report.cancelled = cancelled || opts.cancel.is_cancelled();
     report.duration_ms = started.elapsed().as_millis() as u64;
     info!(
         paas_target = "lldap",

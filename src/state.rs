@@ -186,6 +186,49 @@ impl State {
                     u.removed_since = *since;
                 }
             }
+            Effect::AccountOwned {
+                service,
+                user,
+                remote_id,
+                created,
+            } => {
+                let t = state.targets.entry(service.clone()).or_default();
+                let a = t.accounts.entry(user.clone()).or_default();
+                a.remote_id = remote_id.clone();
+                a.created |= *created;
+                a.removed_since = None;
+            }
+            Effect::AccountDeleted { service, user } => {
+                if let Some(t) = state.targets.get_mut(service) {
+                    t.accounts.remove(user);
+                }
+            }
+            Effect::AccountPassword {
+                service,
+                user,
+                fingerprint,
+            } => {
+                if let Some(a) = state
+                    .targets
+                    .get_mut(service)
+                    .and_then(|t| t.accounts.get_mut(user))
+                {
+                    a.password_fingerprint = Some(fingerprint.clone());
+                }
+            }
+            Effect::AccountRemovedSince {
+                service,
+                user,
+                since,
+            } => {
+                if let Some(a) = state
+                    .targets
+                    .get_mut(service)
+                    .and_then(|t| t.accounts.get_mut(user))
+                {
+                    a.removed_since = *since;
+                }
+            }
         }
     }
 

@@ -90,7 +90,7 @@ impl Engine for CoreEngine {
                     reconcile::Outcome::Deleted => Outcome::Deleted,
                     reconcile::Outcome::Unchanged => Outcome::Unchanged,
                     reconcile::Outcome::Failed => Outcome::Failed,
-                    reconcile::Outcome::Skipped => Outcome::Skipped,
+                    reconcile::Outcome::Skipped | reconcile::Outcome::Pending => Outcome::Skipped,
                 };
                 Some(ObjectResult {
                     target: o.target.clone(),

@@ -29,10 +29,21 @@ pub fn service_users(spec: &Spec, dir: &Directory, service: &str) -> BTreeMap<St
         dir.user(id)
             .is_some_and(|u| u.groups.iter().any(|g| access.contains(g)))
     };
+    // Spec groups by the LLDAP name they have, to see access through the spec itself (a user
+    // created in this very run is not in the observed directory yet).
+    let declares_access = |groups: &[String]| {
+        groups.iter().any(|g| {
+            let name = spec
+                .groups
+                .get(g)
+                .map_or(g.as_str(), |x| x.display_name.as_str());
+            conn.groups.iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
+    };
     for (id, u) in &spec.users {
         let listed = match &u.services {
             Some(list) => list.iter().any(|s| s == service),
-            None => conn.groups.is_empty() || in_access(id),
+            None => conn.groups.is_empty() || in_access(id) || declares_access(&u.groups),
         };
         if listed {
             out.insert(

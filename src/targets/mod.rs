@@ -11,7 +11,15 @@
 //! maps to them (then they are adopted, and the plan says so).
 
 pub mod desired;
+pub mod gitlab;
+pub mod http;
+pub mod jellyfin;
+pub mod mailcow;
+pub mod nextcloud;
 pub mod plan;
+pub mod registry;
+pub mod run;
+pub mod vaultwarden;
 
 use std::collections::{BTreeMap, BTreeSet};
 

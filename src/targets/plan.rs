@@ -367,3 +367,331 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::OwnedAccount;
+    use std::collections::BTreeSet;
+
+    /// A service with accounts in memory: applies account actions like a real one would.
+    #[derive(Default)]
+    struct Model {
+        accounts: Vec<Account>,
+        next: u32,
+        writes: usize,
+    }
+
+    impl Model {
+        fn apply(
+            &mut self,
+            plan: &ServicePlan,
+            state: &mut TargetState,
+            passwords: &BTreeMap<String, ServicePassword>,
+        ) {
+            for c in &plan.changes {
+                for a in &c.actions {
+                    let Action::Account(a) = a else { continue };
+                    if !matches!(a, AccountAction::MarkRemoved { .. }) {
+                        self.writes += 1;
+                    }
+                    let fp = match passwords.get(a.user()) {
+                        Some(ServicePassword::Set { fingerprint, .. }) => Some(fingerprint.clone()),
+                        _ => None,
+                    };
+                    match a {
+                        AccountAction::Create {
+                            user,
+                            key,
+                            enabled,
+                            fields,
+                            groups,
+                            with_password,
+                        } => {
+                            self.next += 1;
+                            let rid = format!("id{}", self.next);
+                            self.accounts.push(Account {
+                                remote_id: rid.clone(),
+                                key: key.clone(),
+                                enabled: *enabled,
+                                fields: fields.clone(),
+                                groups: groups.clone(),
+                                marked: false,
+                            });
+                            state.accounts.insert(
+                                user.clone(),
+                                OwnedAccount {
+                                    remote_id: rid,
+                                    created: true,
+                                    password_fingerprint: if *with_password { fp } else { None },
+                                    removed_since: None,
+                                },
+                            );
+                        }
+                        AccountAction::Update {
+                            remote_id, fields, ..
+                        } => {
+                            let acc = self
+                                .accounts
+                                .iter_mut()
+                                .find(|x| &x.remote_id == remote_id)
+                                .expect("exists");
+                            acc.fields.extend(fields.clone());
+                        }
+                        AccountAction::AddToGroup {
+                            remote_id, group, ..
+                        } => {
+                            self.accounts
+                                .iter_mut()
+                                .find(|x| &x.remote_id == remote_id)
+                                .expect("exists")
+                                .groups
+                                .insert(group.clone());
+                        }
+                        AccountAction::RemoveFromGroup {
+                            remote_id, group, ..
+                        } => {
+                            self.accounts
+                                .iter_mut()
+                                .find(|x| &x.remote_id == remote_id)
+                                .expect("exists")
+                                .groups
+                                .remove(group);
+                        }
+                        AccountAction::SetPassword { user, .. } => {
+                            state
+                                .accounts
+                                .get_mut(user)
+                                .expect("owned")
+                                .password_fingerprint = fp;
+                        }
+                        AccountAction::Disable { remote_id, .. }
+                        | AccountAction::Enable { remote_id, .. } => {
+                            let on = matches!(a, AccountAction::Enable { .. });
+                            self.accounts
+                                .iter_mut()
+                                .find(|x| &x.remote_id == remote_id)
+                                .expect("exists")
+                                .enabled = on;
+                        }
+                        AccountAction::Mark { user, remote_id } => {
+                            state.accounts.entry(user.clone()).or_default().remote_id =
+                                remote_id.clone();
+                        }
+                        AccountAction::Delete { user, remote_id } => {
+                            self.accounts.retain(|x| &x.remote_id != remote_id);
+                            state.accounts.remove(user);
+                        }
+                        AccountAction::MarkRemoved { user, since } => {
+                            if let Some(o) = state.accounts.get_mut(user) {
+                                o.removed_since = (*since != 0).then_some(*since);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn desired(users: &[(&str, bool, &str)]) -> BTreeMap<String, DesiredAccount> {
+        users
+            .iter()
+            .map(|(id, enabled, quota)| {
+                let mut fields = BTreeMap::new();
+                fields.insert("quota".to_string(), quota.to_string());
+                let admin: BTreeSet<String> = ["admin".to_string()].into_iter().collect();
+                (
+                    id.to_string(),
+                    DesiredAccount {
+                        user: id.to_string(),
+                        key: id.to_string(),
+                        enabled: *enabled,
+                        fields,
+                        groups: if *id == "alice" {
+                            admin.clone()
+                        } else {
+                            BTreeSet::new()
+                        },
+                        managed_groups: admin,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn run(
+        model: &Model,
+        d: &BTreeMap<String, DesiredAccount>,
+        st: &TargetState,
+        pw: &BTreeMap<String, ServicePassword>,
+        removal: Removal,
+        force: bool,
+    ) -> ServicePlan {
+        plan_service(&ServicePlanInput {
+            service: "nextcloud",
+            caps: Capabilities {
+                passwords: true,
+                disable: true,
+            },
+            desired: d,
+            observed: &model.accounts,
+            state: st,
+            passwords: pw,
+            removal,
+            removal_grace_period: 0,
+            max_percent: 25,
+            force,
+            now: 1000,
+        })
+    }
+
+    fn ops(p: &ServicePlan) -> Vec<(String, Op)> {
+        p.changes.iter().map(|c| (c.name.clone(), c.op)).collect()
+    }
+
+    #[test]
+    fn lifecycle_create_noop_change_disable_enable_delete() {
+        let mut m = Model::default();
+        let mut st = TargetState::default();
+        let mut pw = BTreeMap::new();
+        pw.insert(
+            "alice".to_string(),
+            ServicePassword::Set {
+                fingerprint: "f1".into(),
+                enforce: true,
+            },
+        );
+        let d = desired(&[("alice", true, "10 GB"), ("bob", true, "1 GB")]);
+        let p = run(&m, &d, &st, &pw, Removal::Disable, false);
+        assert_eq!(
+            ops(&p),
+            vec![("alice".into(), Op::Create), ("bob".into(), Op::Create)]
+        );
+        m.apply(&p, &mut st, &pw);
+        assert!(m.accounts[0].groups.contains("admin"));
+        assert_eq!(
+            st.accounts["alice"].password_fingerprint.as_deref(),
+            Some("f1")
+        );
+
+        m.writes = 0;
+        let p = run(&m, &d, &st, &pw, Removal::Disable, false);
+        assert!(
+            p.changes.is_empty(),
+            "second run: zero writes: {:?}",
+            ops(&p)
+        );
+        assert_eq!(p.unchanged, 2);
+
+        let d2 = desired(&[("alice", true, "20 GB"), ("bob", false, "1 GB")]);
+        pw.insert(
+            "alice".to_string(),
+            ServicePassword::Set {
+                fingerprint: "f2".into(),
+                enforce: true,
+            },
+        );
+        let p = run(&m, &d2, &st, &pw, Removal::Disable, false);
+        assert_eq!(
+            ops(&p),
+            vec![("alice".into(), Op::Update), ("bob".into(), Op::Disable)]
+        );
+        m.apply(&p, &mut st, &pw);
+        assert!(run(&m, &d2, &st, &pw, Removal::Disable, false)
+            .changes
+            .is_empty());
+
+        let p = run(&m, &d, &st, &pw, Removal::Disable, false);
+        m.apply(&p, &mut st, &pw);
+        assert!(m.accounts.iter().all(|a| a.enabled));
+
+        // bob leaves the service: removal = delete.
+        let only_alice = desired(&[("alice", true, "10 GB")]);
+        let p = run(&m, &only_alice, &st, &pw, Removal::Delete, false);
+        assert_eq!(ops(&p), vec![("bob".into(), Op::Delete)]);
+        m.apply(&p, &mut st, &pw);
+        assert_eq!(m.accounts.len(), 1);
+        assert!(run(&m, &only_alice, &st, &pw, Removal::Delete, false)
+            .changes
+            .is_empty());
+    }
+
+    #[test]
+    fn hand_made_accounts_are_untouched_and_declared_ones_adopted() {
+        let mut m = Model::default();
+        m.accounts.push(Account {
+            remote_id: "h1".into(),
+            key: "zoe".into(),
+            enabled: true,
+            ..Account::default()
+        });
+        m.accounts.push(Account {
+            remote_id: "h2".into(),
+            key: "Alice".into(),
+            enabled: true,
+            ..Account::default()
+        });
+        let mut st = TargetState::default();
+        let pw = BTreeMap::new();
+        let d = desired(&[("alice", true, "10 GB")]);
+        for removal in [Removal::Disable, Removal::Delete] {
+            let p = run(&m, &d, &st, &pw, removal, false);
+            assert!(p.changes.iter().all(|c| c.name != "zoe"));
+        }
+        let p = run(&m, &d, &st, &pw, Removal::Disable, false);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Adopt)]);
+        assert!(
+            matches!(&p.changes[0].actions[0], Action::Account(AccountAction::Mark { remote_id, .. }) if remote_id == "h2")
+        );
+        m.apply(&p, &mut st, &pw);
+        assert_eq!(st.accounts["alice"].remote_id, "h2");
+        assert!(run(&m, &d, &st, &pw, Removal::Disable, false)
+            .changes
+            .is_empty());
+    }
+
+    #[test]
+    fn guard_and_initial_passwords() {
+        let mut m = Model::default();
+        let mut st = TargetState::default();
+        let mut pw = BTreeMap::new();
+        let names: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+        let all: Vec<(&str, bool, &str)> =
+            names.iter().map(|n| (n.as_str(), true, "1 GB")).collect();
+        for n in &names {
+            pw.insert(
+                n.clone(),
+                ServicePassword::Set {
+                    fingerprint: "g".into(),
+                    enforce: false,
+                },
+            );
+        }
+        let d = desired(&all);
+        let p = run(&m, &d, &st, &pw, Removal::Disable, false);
+        m.apply(&p, &mut st, &pw);
+        // A changed "initial"/generated password is not re-set.
+        for n in &names {
+            pw.insert(
+                n.clone(),
+                ServicePassword::Set {
+                    fingerprint: "other".into(),
+                    enforce: false,
+                },
+            );
+        }
+        assert!(run(&m, &d, &st, &pw, Removal::Disable, false)
+            .changes
+            .is_empty());
+        let few = desired(&all[..2]);
+        let p = run(&m, &few, &st, &pw, Removal::Disable, false);
+        assert!(p.changes.is_empty());
+        assert_eq!(p.blocked.len(), 1, "6 of 8 held back");
+        assert_eq!(
+            run(&m, &few, &st, &pw, Removal::Disable, true)
+                .changes
+                .len(),
+            6
+        );
+    }
+}
