@@ -133,6 +133,10 @@ pub struct MailcowDouble {
 fn loosen(schema: &mut Value) {
     match schema {
         Value::Object(m) => {
+            // Children first: the replacements below must not be loosened again.
+            for v in m.values_mut() {
+                loosen(v);
+            }
             match m.get("type").and_then(Value::as_str) {
                 Some("boolean") => {
                     m.remove("type");
@@ -149,9 +153,6 @@ fn loosen(schema: &mut Value) {
                     );
                 }
                 _ => {}
-            }
-            for v in m.values_mut() {
-                loosen(v);
             }
         }
         Value::Array(a) => a.iter_mut().for_each(loosen),

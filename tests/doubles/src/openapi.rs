@@ -104,8 +104,9 @@ pub struct RequestParts<'a> {
 pub struct ContractOptions {
     /// Query parameters accepted everywhere although undocumented (e.g. Nextcloud's `format`).
     pub extra_query_params: Vec<String>,
-    /// A JSON body is accepted for operations documented with a form body only (GitLab's Grape
-    /// accepts JSON for every operation): it is validated against the form's schema.
+    /// A JSON or URL-encoded body is accepted for operations documented with a form body only
+    /// (GitLab's Grape accepts both for every operation): it is validated against the form's
+    /// schema.
     pub json_for_form_bodies: bool,
 }
 
@@ -477,7 +478,10 @@ impl Contract {
         };
         let documented: Vec<&str> = media.iter().map(|(m, _)| m.as_str()).collect();
         let mut entry = media.iter().find(|(m, _)| media_matches(m, ct));
-        if entry.is_none() && self.options.json_for_form_bodies && is_json(ct) {
+        if entry.is_none()
+            && self.options.json_for_form_bodies
+            && (is_json(ct) || ct == "application/x-www-form-urlencoded")
+        {
             entry = media.iter().find(|(m, _)| {
                 m == "multipart/form-data" || m == "application/x-www-form-urlencoded"
             });
