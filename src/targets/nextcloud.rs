@@ -34,6 +34,9 @@ pub struct Nextcloud {
     http: Http,
     user: String,
     password: Secret,
+    /// Groups whose membership paasd decides for every account (besides `admin` and each
+    /// user's own groups): the groups any spec user lists for Nextcloud.
+    managed: BTreeSet<String>,
 }
 
 /// One OCS answer.
@@ -63,7 +66,16 @@ impl Nextcloud {
             http: Http::new("nextcloud", url, timeout)?,
             user: admin_user.to_string(),
             password,
+            managed: BTreeSet::new(),
         })
+    }
+
+    /// Groups whose membership paasd manages for every account: a user removed from one of
+    /// them in the spec is removed from it in Nextcloud. The registry passes every group any
+    /// spec user lists under `nextcloud.groups`.
+    pub fn with_managed_groups(mut self, groups: impl IntoIterator<Item = String>) -> Self {
+        self.managed.extend(groups);
+        self
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
@@ -657,6 +669,7 @@ impl Service for Nextcloud {
             groups.insert("admin".to_string());
         }
         let mut managed_groups: BTreeSet<String> = s.groups.iter().cloned().collect();
+        managed_groups.extend(self.managed.iter().cloned());
         managed_groups.insert("admin".to_string());
         DesiredAccount {
             user: user.id.clone(),

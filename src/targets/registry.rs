@@ -37,7 +37,12 @@ fn build_one(
                 .admin_user
                 .as_deref()
                 .ok_or_else(|| "nextcloud.adminUser: missing".to_string())?;
-            Nextcloud::new(url, admin, secret, timeout).map(|s| Box::new(s) as Box<dyn Service>)
+            let managed = spec
+                .users
+                .values()
+                .flat_map(|u| u.service_settings.nextcloud.groups.iter().cloned());
+            Nextcloud::new(url, admin, secret, timeout)
+                .map(|s| Box::new(s.with_managed_groups(managed)) as Box<dyn Service>)
         }
         "gitlab" => Gitlab::new(
             url,
