@@ -5,7 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+use paas_doubles::gitlab::{GitlabConfig, GitlabDouble};
+use paas_doubles::jellyfin::{JellyfinConfig, JellyfinDouble};
 use paas_doubles::lldap::{LldapConfig, LldapDouble};
+use paas_doubles::mailcow::{MailcowConfig, MailcowDouble};
+use paas_doubles::nextcloud::{NextcloudConfig, NextcloudDouble};
+use paas_doubles::service::{write_port_file, Violation};
+use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +50,107 @@ enum Command {
         #[arg(long)]
         contracts: Option<PathBuf>,
     },
+    /// Nextcloud OCS provisioning API (Basic auth), health at /status.php.
+    Nextcloud {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "admin")]
+        admin_user: String,
+        /// File holding the admin password (or an app password).
+        #[arg(long)]
+        admin_password_file: PathBuf,
+    },
+    /// GitLab REST v4 users API (PRIVATE-TOKEN), health at /-/readiness.
+    Gitlab {
+        #[command(flatten)]
+        common: Common,
+        /// File holding the admin's personal access token.
+        #[arg(long)]
+        token_file: PathBuf,
+    },
+    /// Jellyfin users API (Authorization: MediaBrowser Token="…"), health at /health.
+    Jellyfin {
+        #[command(flatten)]
+        common: Common,
+        /// File holding the API key.
+        #[arg(long)]
+        api_key_file: PathBuf,
+        /// Honour X-Emby-Token and the other legacy credentials.
+        #[arg(long)]
+        legacy_authorization: bool,
+    },
+    /// Vaultwarden /admin API (VW_ADMIN cookie), health at /alive.
+    Vaultwarden {
+        #[command(flatten)]
+        common: Common,
+        /// File holding the ADMIN_TOKEN.
+        #[arg(long)]
+        admin_token_file: PathBuf,
+        /// Admin session lifetime in minutes.
+        #[arg(long, default_value_t = 20)]
+        session_minutes: u64,
+    },
+    /// Mailcow API v1 mailboxes (X-API-Key), health at GET /api/v1/get/status/version.
+    Mailcow {
+        #[command(flatten)]
+        common: Common,
+        /// File holding the read-write API key.
+        #[arg(long)]
+        api_key_file: PathBuf,
+        /// File holding a read-only API key.
+        #[arg(long)]
+        read_only_key_file: Option<PathBuf>,
+        /// Domains that exist (repeatable; default example.com).
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+    },
+}
+
+/// Options every service double takes.
+#[derive(clap::Args)]
+struct Common {
+    /// Listen address (port 0: a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Write {"addr", "port", "url"} here once listening.
+    #[arg(long)]
+    port_file: Option<PathBuf>,
+    /// The shared contracts directory (default: $PAAS_CONTRACTS or ../shared/contracts).
+    #[arg(long)]
+    contracts: Option<PathBuf>,
+}
+
+/// Reads a secret file (one trailing newline stripped; empty is an error).
+fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    let raw = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the secret file {}", path.display()))?;
+    let s = raw.strip_suffix('\n').unwrap_or(&raw).to_owned();
+    if s.is_empty() {
+        bail!("the secret file {} is empty", path.display());
+    }
+    Ok(s)
+}
+
+/// Announces the double, waits for SIGTERM/SIGINT and prints the recorded violations.
+async fn run_until_signal(
+    name: &str,
+    addr: SocketAddr,
+    port_file: Option<&std::path::Path>,
+    violations: impl Fn() -> Vec<Violation>,
+) -> anyhow::Result<()> {
+    if let Some(path) = port_file {
+        write_port_file(path, addr).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{name} double: http://{addr}");
+    wait_for_signal().await?;
+    let v = violations();
+    if !v.is_empty() {
+        eprintln!("{} contract violation(s) were recorded:", v.len());
+        for x in &v {
+            eprintln!("  {x}");
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -122,6 +229,110 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             double.stop().await;
+        }
+        Command::Nextcloud {
+            common,
+            admin_user,
+            admin_password_file,
+        } => {
+            let config = NextcloudConfig {
+                addr: common.listen,
+                admin_user,
+                admin_password: read_secret(&admin_password_file)?,
+                contracts_dir: common.contracts.clone(),
+                ..NextcloudConfig::default()
+            };
+            let d = NextcloudDouble::start(config)
+                .await
+                .context("starting the Nextcloud double")?;
+            run_until_signal("nextcloud", d.addr(), common.port_file.as_deref(), || {
+                d.violations()
+            })
+            .await?;
+            d.stop().await;
+        }
+        Command::Gitlab { common, token_file } => {
+            let config = GitlabConfig {
+                addr: common.listen,
+                admin_token: read_secret(&token_file)?,
+                contracts_dir: common.contracts.clone(),
+                ..GitlabConfig::default()
+            };
+            let d = GitlabDouble::start(config)
+                .await
+                .context("starting the GitLab double")?;
+            run_until_signal("gitlab", d.addr(), common.port_file.as_deref(), || {
+                d.violations()
+            })
+            .await?;
+            d.stop().await;
+        }
+        Command::Jellyfin {
+            common,
+            api_key_file,
+            legacy_authorization,
+        } => {
+            let config = JellyfinConfig {
+                addr: common.listen,
+                api_key: read_secret(&api_key_file)?,
+                legacy_authorization,
+                contracts_dir: common.contracts.clone(),
+                ..JellyfinConfig::default()
+            };
+            let d = JellyfinDouble::start(config)
+                .await
+                .context("starting the Jellyfin double")?;
+            run_until_signal("jellyfin", d.addr(), common.port_file.as_deref(), || {
+                d.violations()
+            })
+            .await?;
+            d.stop().await;
+        }
+        Command::Vaultwarden {
+            common,
+            admin_token_file,
+            session_minutes,
+        } => {
+            let config = VaultwardenConfig {
+                addr: common.listen,
+                admin_token: read_secret(&admin_token_file)?,
+                session_lifetime: std::time::Duration::from_secs(session_minutes * 60),
+                contracts_dir: common.contracts.clone(),
+                ..VaultwardenConfig::default()
+            };
+            let d = VaultwardenDouble::start(config)
+                .await
+                .context("starting the Vaultwarden double")?;
+            run_until_signal("vaultwarden", d.addr(), common.port_file.as_deref(), || {
+                d.violations()
+            })
+            .await?;
+            d.stop().await;
+        }
+        Command::Mailcow {
+            common,
+            api_key_file,
+            read_only_key_file,
+            domains,
+        } => {
+            let mut config = MailcowConfig {
+                addr: common.listen,
+                api_key: read_secret(&api_key_file)?,
+                read_only_key: read_only_key_file.as_deref().map(read_secret).transpose()?,
+                contracts_dir: common.contracts.clone(),
+                ..MailcowConfig::default()
+            };
+            if !domains.is_empty() {
+                config.domains = domains;
+            }
+            let d = MailcowDouble::start(config)
+                .await
+                .context("starting the Mailcow double")?;
+            run_until_signal("mailcow", d.addr(), common.port_file.as_deref(), || {
+                d.violations()
+            })
+            .await?;
+            d.stop().await;
         }
     }
     Ok(())
