@@ -161,6 +161,14 @@ impl Jellyfin {
             self.post_policy(id, &policy).await?;
         }
         let mut changed = false;
+        // Only an enabled user is desired as an administrator (see `desired`), and Jellyfin
+        // refuses a disabled administrator: promoting enables in the same write (the Enable
+        // that follows in the plan then finds nothing to do).
+        let promoting = changes.iter().any(|(k, v)| *k == "IsAdministrator" && *v);
+        if promoting && !disabling && get(&policy, "IsDisabled") {
+            policy["IsDisabled"] = json!(false);
+            changed = true;
+        }
         for (k, v) in changes {
             if disabling && *k == "IsAdministrator" && *v {
                 continue;
