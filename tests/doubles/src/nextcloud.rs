@@ -369,9 +369,11 @@ fn valid_uid(u: &str) -> bool {
 
 impl Nextcloud {
     fn details(&self, st: &State, u: &NextcloudUser) -> Value {
-        let quota_bytes: i64 = match u.quota.as_str() {
-            "none" | "default" => -3,
-            q => computer_file_size(q).map_or(-3, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+        // Users that never logged in have no storage yet: Nextcloud then reports only
+        // `{"quota": <bytes> | "none", "used": 0}` (UsersController::fillStorageInfo).
+        let quota = match computer_file_size(&u.quota) {
+            Some(b) => json!(b),
+            None => json!("none"),
         };
         let subadmin: Vec<String> = Vec::new();
         let _ = st;
@@ -382,7 +384,7 @@ impl Nextcloud {
             "lastLogin": 0,
             "backend": "Database",
             "subadmin": subadmin,
-            "quota": {"free": 0, "used": 0, "total": 0, "relative": 0, "quota": quota_bytes},
+            "quota": {"quota": quota, "used": 0},
             "manager": "",
             "email": u.email,
             "additional_mail": [],
