@@ -64,6 +64,11 @@ enum Command {
     },
     /// The running paasd's view: users × targets with ✓ / ✗ / … and the reasons (D-Bus).
     Status(ctl::StatusArgs),
+    /// Show generated passwords (root only): `paasctl credentials show USER [SERVICE]`.
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
     /// Ask the running paasd to reconcile now and wait for the result (D-Bus).
     Reconcile(ctl::ReconcileArgs),
     /// Check a spec file; every problem is printed with its JSON path.
@@ -71,6 +76,51 @@ enum Command {
         #[arg(long)]
         spec: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum CredentialsCommand {
+    /// Print the generated password of USER in SERVICE (or in every service).
+    Show {
+        user: String,
+        service: Option<String>,
+        #[arg(long, default_value = "/var/lib/paasd")]
+        state_dir: PathBuf,
+    },
+}
+
+/// Prints generated passwords from the 0600 store; refused unless run as root.
+fn credentials_show(
+    user: &str,
+    service: Option<&str>,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<u8> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("generated passwords are shown to root only (run with sudo)");
+    }
+    let services: Vec<&str> = match service {
+        Some(s) => vec![s],
+        None => paasd::spec::SERVICE_NAMES.to_vec(),
+    };
+    let mut found = 0;
+    for s in services {
+        match paasd::secret::generated_password(state_dir, s, user, false) {
+            Ok(Some(pw)) => {
+                println!("{s}\t{}", pw.expose());
+                found += 1;
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("{s}: {e}"),
+        }
+    }
+    if found == 0 {
+        anyhow::bail!(
+            "no generated password for {user} in {}",
+            state_dir.display()
+        );
+    }
+    Ok(0)
 }
 
 fn init_logging() {
@@ -97,6 +147,14 @@ fn load(spec: &std::path::Path) -> anyhow::Result<paasd::spec::Spec> {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Status(args) => ctl::status(&args).await,
+        Command::Credentials {
+            command:
+                CredentialsCommand::Show {
+                    user,
+                    service,
+                    state_dir,
+                },
+        } => credentials_show(&user, service.as_deref(), &state_dir),
         Command::Reconcile(args) => ctl::reconcile(&args).await,
         Command::Plan {
             spec: None,
