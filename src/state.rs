@@ -182,8 +182,12 @@ impl State {
                 u.initial_password_pending = false;
             }
             Effect::MarkRemoved { user, since } => {
-                if let Some(u) = users.get_mut(user) {
-                    u.removed_since = *since;
+                // A user owned only through its marker (no state entry) must keep its removal
+                // time too, or the grace period never starts.
+                if since.is_some() {
+                    users.entry(user.clone()).or_default().removed_since = *since;
+                } else if let Some(u) = users.get_mut(user) {
+                    u.removed_since = None;
                 }
             }
             Effect::AccountOwned {
