@@ -20,7 +20,7 @@ use axum::http::HeaderName;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::openapi::{Contract, ContractOptions};
+use crate::openapi::ContractOptions;
 use crate::service::{common_double_methods, lock, now_secs, Core, Reply, Req, Server, Service};
 pub use crate::service::{FaultPlan, Faults, Side, StartError, Violation};
 
@@ -191,9 +191,9 @@ impl GitlabDouble {
             .contracts_dir
             .clone()
             .unwrap_or_else(crate::lldap::default_contracts_dir);
-        let contract = Contract::load(
+        let contract = crate::service::load_contract(
             "GitLab",
-            &[dir.join("gitlab/openapi_v3.users-subset.yaml")],
+            vec![dir.join("gitlab/openapi_v3.users-subset.yaml")],
             ContractOptions {
                 extra_query_params: Vec::new(),
                 json_for_form_bodies: true,

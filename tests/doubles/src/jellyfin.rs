@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::openapi::{Contract, ContractOptions};
+use crate::openapi::ContractOptions;
 use crate::service::{common_double_methods, lock, random_uuid, Core, Reply, Req, Server, Service};
 pub use crate::service::{FaultPlan, Faults, Side, StartError, Violation};
 
@@ -197,9 +197,9 @@ impl JellyfinDouble {
             .contracts_dir
             .clone()
             .unwrap_or_else(crate::lldap::default_contracts_dir);
-        let contract = Contract::load(
+        let contract = crate::service::load_contract(
             "Jellyfin",
-            &[dir.join("jellyfin/jellyfin-openapi-stable.json")],
+            vec![dir.join("jellyfin/jellyfin-openapi-stable.json")],
             ContractOptions {
                 // The API key in the query works on every route (not listed per operation).
                 extra_query_params: vec!["ApiKey".into()],

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::openapi::{Contract, ContractOptions};
+use crate::openapi::ContractOptions;
 use crate::service::{common_double_methods, lock, Core, Reply, Req, Server, Service};
 pub use crate::service::{FaultPlan, Faults, Side, StartError, Violation};
 
@@ -213,9 +213,9 @@ impl MailcowDouble {
             .contracts_dir
             .clone()
             .unwrap_or_else(crate::lldap::default_contracts_dir);
-        let contract = Contract::load(
+        let contract = crate::service::load_contract(
             "Mailcow",
-            &[dir.join("mailcow/openapi.yaml")],
+            vec![dir.join("mailcow/openapi.yaml")],
             ContractOptions::default(),
             |_, doc| patch_mailcow(doc),
         )?;

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::openapi::{Contract, ContractOptions};
+use crate::openapi::ContractOptions;
 use crate::service::{common_double_methods, lock, Core, Reply, Req, Server, Service};
 pub use crate::service::{FaultPlan, Faults, Side, StartError, Violation};
 
@@ -154,9 +154,9 @@ impl NextcloudDouble {
             .contracts_dir
             .clone()
             .unwrap_or_else(crate::lldap::default_contracts_dir);
-        let contract = Contract::load(
+        let contract = crate::service::load_contract(
             "Nextcloud",
-            &[
+            vec![
                 dir.join("nextcloud/provisioning_api.openapi.json"),
                 dir.join("nextcloud/provisioning_api.openapi-administration.json"),
             ],

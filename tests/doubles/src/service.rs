@@ -19,7 +19,31 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::openapi::{Contract, ContractError, RequestParts};
+use crate::openapi::{Contract, ContractError, ContractOptions, RequestParts};
+
+type ContractKey = (String, Vec<std::path::PathBuf>);
+
+static CONTRACTS: std::sync::OnceLock<
+    Mutex<std::collections::HashMap<ContractKey, Arc<Contract>>>,
+> = std::sync::OnceLock::new();
+
+/// Loads a service's documents once per process (parsing Jellyfin's 2 MB document and compiling
+/// its validators is the slow part of starting a double); later doubles share the result.
+pub(crate) fn load_contract(
+    name: &str,
+    files: Vec<std::path::PathBuf>,
+    options: ContractOptions,
+    patch: fn(&std::path::Path, &mut Value),
+) -> Result<Arc<Contract>, ContractError> {
+    let key = (name.to_owned(), files.clone());
+    let cache = CONTRACTS.get_or_init(|| Mutex::new(std::collections::HashMap::new()));
+    if let Some(c) = lock(cache).get(&key) {
+        return Ok(c.clone());
+    }
+    let contract = Arc::new(Contract::load(name, &files, options, patch)?);
+    lock(cache).insert(key, contract.clone());
+    Ok(contract)
+}
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking test thread must not make the double unusable for the others.
@@ -353,7 +377,7 @@ pub(crate) trait Service: Send + Sync + 'static {
 }
 
 pub(crate) struct Core {
-    pub contract: Contract,
+    pub contract: Arc<Contract>,
     pub faults: Faults,
     pub stats: Mutex<Stats>,
     pub violations: Mutex<Vec<Violation>>,
@@ -401,7 +425,7 @@ pub(crate) struct Server {
 impl Server {
     pub async fn start(
         addr: SocketAddr,
-        contract: Contract,
+        contract: Arc<Contract>,
         faults: FaultPlan,
         service: Arc<dyn Service>,
     ) -> Result<Self, StartError> {

@@ -19,7 +19,7 @@ use axum::http::header;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::openapi::{Contract, ContractOptions};
+use crate::openapi::ContractOptions;
 use crate::service::{
     common_double_methods, lock, now_secs, random_token, random_uuid, Core, Reply, Req, Server,
     Service,
@@ -135,9 +135,9 @@ impl VaultwardenDouble {
             .contracts_dir
             .clone()
             .unwrap_or_else(crate::lldap::default_contracts_dir);
-        let contract = Contract::load(
+        let contract = crate::service::load_contract(
             "Vaultwarden",
-            &[dir.join("vaultwarden/admin-api.derived.openapi.yaml")],
+            vec![dir.join("vaultwarden/admin-api.derived.openapi.yaml")],
             ContractOptions::default(),
             |_, _| {},
         )?;
