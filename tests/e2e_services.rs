@@ -156,6 +156,23 @@ async fn one_declaration_every_service_and_a_second_run_writes_nothing() {
         );
     }
 
+    // `paasctl credentials show` (root only) is the one place that shows it.
+    let state_dir = env.dir.path().join("state");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paasctl"))
+        .args(["credentials", "show", "bob", "nextcloud", "--state-dir"])
+        .arg(&state_dir)
+        .output()
+        .expect("paasctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("nextcloud\t{generated}")
+    );
+
     env.reset();
     let r = reconcile::apply(&spec, &env.opts()).await;
     assert_eq!(r.failed, 0, "{:#?}", r.objects);
