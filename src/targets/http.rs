@@ -41,6 +41,17 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The body for an error message; for a redirect, where it points (paasd does not follow
+    /// redirects: the spec's URL should name the service directly).
+    pub fn describe(&self, secret: Option<&Secret>) -> String {
+        match self.header("location") {
+            Some(to) if (300..400).contains(&self.status) => {
+                format!("redirected to {to} (put that URL in the spec)")
+            }
+            _ => snippet(&self.body, secret),
+        }
+    }
 }
 
 /// What a request achieved, with the number of attempts it took (more than one: an earlier
@@ -229,7 +240,7 @@ impl Http {
             "{} refused {what} (HTTP {}): {}",
             self.service,
             resp.status,
-            snippet(&resp.body, secret)
+            resp.describe(secret)
         ))
     }
 }
@@ -291,6 +302,80 @@ mod tests {
         assert!(out.contains("<redacted>"));
         assert!(out.chars().count() <= 201);
         assert_eq!(snippet("  short  ", None), "short");
+    }
+
+    #[test]
+    fn redirects_say_where_to() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "location",
+            "https://cloud.example.org/ocs".parse().expect("header"),
+        );
+        let r = Response {
+            status: 301,
+            headers,
+            body: "<html>moved</html>".into(),
+        };
+        assert!(r.describe(None).contains("https://cloud.example.org/ocs"));
+    }
+
+    fn quick() -> Backoff {
+        Backoff {
+            attempts: 3,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_and_closed_ports_are_transient_and_retried() {
+        // A server that accepts and never answers: every attempt times out.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                held.push(s);
+            }
+        });
+        let mut h = Http::new(
+            "nextcloud",
+            &format!("http://{addr}"),
+            Duration::from_millis(200),
+        )
+        .expect("client");
+        h.set_backoff(quick());
+        let url = h.url("/status.php");
+        match h.send(None, |c| c.get(&url)).await {
+            Err(ServiceError::Transient(m)) => assert!(m.contains("timed out"), "{m}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_eq!(h.requests(), 3, "retried up to the attempts");
+        assert_eq!(accepted.load(Ordering::Relaxed), 3);
+        server.abort();
+        // Nothing listens: connection refused, transient.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let mut h = Http::new(
+            "gitlab",
+            &format!("http://127.0.0.1:{port}"),
+            Duration::from_secs(2),
+        )
+        .expect("client");
+        h.set_backoff(quick());
+        let url = h.url("/-/readiness");
+        match h.send(None, |c| c.get(&url)).await {
+            Err(ServiceError::Transient(m)) => assert!(m.contains("cannot reach gitlab"), "{m}"),
+            other => panic!("expected a connect error, got {other:?}"),
+        }
     }
 
     #[test]

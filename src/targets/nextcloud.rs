@@ -119,7 +119,7 @@ impl Nextcloud {
                 ServiceError::Refused(format!(
                     "nextcloud: {method} {path}: not an OCS answer (HTTP {}): {}",
                     resp.status,
-                    snippet(&resp.body, secret)
+                    resp.describe(secret)
                 ))
             });
         };
