@@ -17,6 +17,26 @@ use crate::state::State;
 
 /// The marker value paasd writes on users it manages.
 pub const USER_MARKER_VALUE: &str = "true";
+/// The marker value of a user paasd created with `passwordMode = "initial"` whose first password
+/// is not set yet: survives the loss of the state file, so the password is still owed.
+pub const USER_MARKER_PENDING: &str = "initial-password-pending";
+
+fn marker_update(id: &str) -> Action {
+    Action::UpdateUser {
+        id: id.to_string(),
+        email: None,
+        display_name: None,
+        first_name: None,
+        last_name: None,
+        insert_attributes: [(
+            MARKER_ATTRIBUTE.to_string(),
+            vec![USER_MARKER_VALUE.to_string()],
+        )]
+        .into_iter()
+        .collect(),
+        remove_attributes: Vec::new(),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "camelCase")]
@@ -701,7 +721,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             None => {
                 op = Op::Create;
                 let (mut attributes, attr_fields) = attrs;
-                attributes.insert(MARKER_ATTRIBUTE.into(), vec![USER_MARKER_VALUE.into()]);
+                let initial_pending = us.enable
+                    && us.password_mode == PasswordMode::Initial
+                    && matches!(pw, PasswordInput::Fingerprint(_));
+                let marker = if initial_pending {
+                    USER_MARKER_PENDING
+                } else {
+                    USER_MARKER_VALUE
+                };
+                attributes.insert(MARKER_ATTRIBUTE.into(), vec![marker.into()]);
                 fields.push(new_field("email", &us.email));
                 for (f, v) in [
                     ("displayName", &us.display_name),
@@ -735,6 +763,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             user: id.clone(),
                             verify_first: false,
                         });
+                        if initial_pending {
+                            actions.push(marker_update(id));
+                        }
                     }
                 }
                 if !us.enable {
@@ -806,7 +837,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 fields.extend(mf);
                 if let PasswordInput::Fingerprint(fp) = &pw {
                     let owned = input.state.lldap.users.get(&u.id);
-                    let pending_initial = owned.is_some_and(|o| o.initial_password_pending);
+                    let marker_pending = u
+                        .attributes
+                        .get(MARKER_ATTRIBUTE)
+                        .and_then(|v| v.first())
+                        .is_some_and(|v| v == USER_MARKER_PENDING);
+                    let pending_initial =
+                        marker_pending || owned.is_some_and(|o| o.initial_password_pending);
                     let set = us.enable
                         && match us.password_mode {
                             PasswordMode::Initial => pending_initial,
@@ -835,6 +872,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             user: u.id.clone(),
                             verify_first,
                         });
+                        if marker_pending {
+                            actions.push(marker_update(&u.id));
+                        }
                     }
                 }
                 let was_disabled = is_disabled(u);

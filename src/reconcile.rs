@@ -227,6 +227,16 @@ fn settle_state(state: &mut State, dir: &crate::directory::Directory) {
             present.is_some()
         }
     });
+    // Ownership recorded only inside LLDAP (the state file was lost): record it here again.
+    for u in dir.users.values().filter(|u| u.is_marked()) {
+        state.lldap.users.entry(u.id.clone()).or_default();
+    }
+    for g in dir.groups.values() {
+        if let Some(key) = g.marker() {
+            let entry = state.lldap.groups.entry(key.to_string()).or_default();
+            entry.id.get_or_insert(g.id);
+        }
+    }
     state.lldap.groups.retain(|key, g| {
         let by_marker = dir.group_by_marker(key).map(|x| x.id);
         let by_id = g.id.filter(|id| dir.groups.contains_key(id));
@@ -631,9 +641,15 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
     for c in &plan.changes {
         for a in &c.actions {
             match a {
-                Action::CreateUser { id, .. } => {
+                Action::CreateUser { id, attributes, .. } => {
+                    let pending = attributes
+                        .get(crate::spec::MARKER_ATTRIBUTE)
+                        .is_some_and(|v| {
+                            v.first().map(String::as_str) == Some(plan::USER_MARKER_PENDING)
+                        });
                     p.state.lldap.users.entry(id.clone()).or_insert(OwnedUser {
                         creating: true,
+                        initial_password_pending: pending,
                         ..OwnedUser::default()
                     });
                     intent = true;

@@ -261,7 +261,33 @@ impl State {
         fs::create_dir_all(dir).map_err(werr)?;
         let bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+        remove_stale_temp_files(dir);
         write_atomic(dir, &path, &bytes).map_err(werr)
+    }
+}
+
+/// Removes `state.tmp.<pid>` files left by a process that was killed between writing and renaming
+/// (the pid no longer exists). A live writer's temp file is left alone.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("state.tmp."))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = pid == std::process::id() as i32
+            || unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = fs::remove_file(e.path());
+        }
     }
 }
 

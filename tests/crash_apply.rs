@@ -39,7 +39,8 @@ fn secret(dir: &Path, name: &str, value: &str) -> String {
     p.to_str().expect("utf-8").to_string()
 }
 
-fn spec(d: &LldapDouble, dir: &Path) -> Value {
+/// The spec; `variant` changes every display name, so each round has work to be killed in.
+fn spec(d: &LldapDouble, dir: &Path, variant: usize) -> Value {
     let admin = secret(dir, "admin.pw", ADMIN_PW);
     let pw: Vec<String> = (0..10)
         .map(|i| secret(dir, &format!("pw{i}"), &format!("user-Pw-{i}-x")))
@@ -50,7 +51,7 @@ fn spec(d: &LldapDouble, dir: &Path) -> Value {
             format!("u{i:03}"),
             json!({
                 "email": format!("u{i:03}@example.com"),
-                "displayName": format!("User {i}"),
+                "displayName": format!("User {i} v{variant}"),
                 "groups": [format!("g{}", i % 5), format!("g{}", (i + 1) % 5)],
                 "admin": i == 7,
                 "enable": i % 50 != 3,
@@ -111,8 +112,7 @@ async fn sigkill_during_apply_then_converges_exactly() {
         .expect("seed yann");
     let dir = tempfile::tempdir().expect("tempdir");
     let spec_path = dir.path().join("spec.json");
-    let v = spec(&d, dir.path());
-    fs::write(&spec_path, v.to_string()).expect("write spec");
+    fs::write(&spec_path, spec(&d, dir.path(), 0).to_string()).expect("write spec");
     let state = dir.path().join("state");
 
     let started = Instant::now();
@@ -122,6 +122,8 @@ async fn sigkill_during_apply_then_converges_exactly() {
             // The state file is lost: ownership must come back from the markers in LLDAP.
             let _ = fs::remove_file(state.join("state.json"));
         }
+        // Every round changes all display names: each apply has ~300 updates to be killed in.
+        fs::write(&spec_path, spec(&d, dir.path(), round % 2).to_string()).expect("write spec");
         let delay = rng.next() % 300;
         let mut child = apply_cmd(&spec_path, &state).spawn().expect("spawn");
         tokio::time::sleep(Duration::from_millis(delay)).await;
