@@ -33,7 +33,7 @@ pub struct Spec {
     pub groups: BTreeMap<String, GroupSpec>,
     pub users: BTreeMap<String, UserSpec>,
     pub services: Services,
-    /// Non-fatal remarks (e.g. settings accepted but not implemented yet).
+    /// Non-fatal remarks (e.g. settings for a service that is not configured).
     #[serde(skip)]
     pub warnings: Vec<SpecProblem>,
 }
@@ -972,20 +972,11 @@ fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<
         }
         let non_empty = !so.map.is_empty();
         so.finish(cx);
-        if non_empty {
-            if services.get(name).is_none() {
-                cx.warn(
-                    &at,
-                    format!("service \"{name}\" is not configured: these settings are ignored"),
-                );
-            } else {
-                cx.warn(
-                    &at,
-                    format!(
-                        "the {name} reconciler is not implemented yet: these settings are ignored"
-                    ),
-                );
-            }
+        if non_empty && services.get(name).is_none() {
+            cx.warn(
+                &at,
+                format!("service \"{name}\" is not configured: these settings are ignored"),
+            );
         }
     }
     o.finish(cx);
@@ -1068,10 +1059,6 @@ fn read_service(cx: &mut Cx, name: &'static str, v: &Value) -> Option<ServiceCon
         o.enum_of(cx, "passwordStrategy", &choices)
     };
     o.finish(cx);
-    cx.warn(
-        name,
-        format!("the {name} reconciler is not implemented yet: this connection is validated but not used"),
-    );
     Some(ServiceConnection {
         url: url?,
         admin_user,

@@ -307,8 +307,15 @@ fn services_must_be_configured_and_settings_warn_until_implemented() {
         s.users["alice"].service_settings.nextcloud.quota.as_deref(),
         Some("10 GB")
     );
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // Settings for a service that is not configured are accepted with a warning.
+    let mut v = base();
+    v["users"]["alice"]["jellyfin"] = json!({ "admin": true });
+    let s = parse_spec(&v.to_string()).expect("valid");
     assert!(
-        s.warnings.iter().any(|w| w.path == "users.alice.nextcloud"),
+        s.warnings
+            .iter()
+            .any(|w| w.path == "users.alice.jellyfin" && w.message.contains("not configured")),
         "{:?}",
         s.warnings
     );
