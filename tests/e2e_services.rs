@@ -56,8 +56,12 @@ impl Env {
     }
 
     fn spec(&self, users: Value) -> Spec {
+        parse_spec(&self.spec_json(users).to_string()).expect("valid spec")
+    }
+
+    fn spec_json(&self, users: Value) -> Value {
         let d = self.dir.path();
-        let v = json!({
+        json!({
             "version": 1,
             "lldap": { "url": self.lldap.http_url(), "ldapUrl": self.lldap.ldap_url(), "baseDn": self.lldap.base_dn(),
                        "adminPasswordFile": d.join("admin"), "timeoutSeconds": 5 },
@@ -65,8 +69,7 @@ impl Env {
             "users": users,
             "nextcloud": { "url": self.nc.url(), "adminUser": "admin", "adminPasswordFile": d.join("nc") },
             "vaultwarden": { "url": self.vw.url(), "adminTokenFile": d.join("vw") }
-        });
-        parse_spec(&v.to_string()).expect("valid spec")
+        })
     }
 
     fn users(&self) -> Value {
@@ -124,10 +127,43 @@ fn outcome(r: &Report, target: &str, user: &str) -> Outcome {
 async fn one_declaration_every_service_and_a_second_run_writes_nothing() {
     let env = Env::start().await;
     let spec = env.spec(env.users());
-    let r = reconcile::apply(&spec, &env.opts()).await;
-    assert_eq!(r.failed, 0, "{:#?}", r.objects);
+    // The first apply through the binary, with every log line (trace) captured.
+    let spec_path = env.dir.path().join("spec.json");
+    fs::write(&spec_path, env.spec_json(env.users()).to_string()).expect("write spec");
+    let state_dir = env.dir.path().join("state");
+    let out = tokio::task::spawn_blocking({
+        let (spec_path, state_dir) = (spec_path.clone(), state_dir.clone());
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_paasctl"))
+                .args(["apply", "--json", "--spec"])
+                .arg(&spec_path)
+                .arg("--state-dir")
+                .arg(&state_dir)
+                .env("PAASCTL_LOG", "trace")
+                .output()
+                .expect("paasctl apply")
+        }
+    })
+    .await
+    .expect("join");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.contains("paas_target"), "trace logs were captured");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("--json report");
+    assert_eq!(r["failed"], 0, "{r:#}");
     for t in ["lldap", "nextcloud", "vaultwarden"] {
-        assert_eq!(outcome(&r, t, "alice"), Outcome::Created, "{t}");
+        let o = r["objects"]
+            .as_array()
+            .and_then(|objs| {
+                objs.iter()
+                    .find(|o| o["target"] == t && o["name"] == "alice")
+            })
+            .unwrap_or_else(|| panic!("no result for {t}/alice"));
+        assert_eq!(o["outcome"], "created", "{t}");
     }
     let alice = env.nc.user("alice").expect("alice in nextcloud");
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
@@ -147,17 +183,39 @@ async fn one_declaration_every_service_and_a_second_run_writes_nothing() {
     let generated = fs::read_to_string(&gen).expect("read");
     assert!(generated.len() >= 20);
     assert!(env.nc.check_password("bob", &generated));
-    let report_json = serde_json::to_string(&r).expect("json");
-    let state_json = fs::read_to_string(env.dir.path().join("state/state.json")).expect("state");
-    for secret in [generated.as_str(), ALICE_PW, NC_PW, VW_TOKEN, ADMIN_PW] {
-        assert!(
-            !report_json.contains(secret) && !state_json.contains(secret),
-            "a secret leaked"
-        );
+    // No secret in the logs, the report, the spec or any state file but the generated store.
+    let mut files = vec![spec_path.clone()];
+    let mut dirs = vec![state_dir.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).expect("read dir").filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                if !p.ends_with("generated") {
+                    dirs.push(p);
+                }
+            } else {
+                files.push(p);
+            }
+        }
     }
+    assert!(
+        files.len() >= 3,
+        "spec, state.json, fingerprint.key: {files:?}"
+    );
+    for secret in [generated.as_str(), ALICE_PW, NC_PW, VW_TOKEN, ADMIN_PW] {
+        assert!(!logs.contains(secret), "a secret is in paasctl's output");
+        for f in &files {
+            let bytes = fs::read(f).expect("read");
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "a secret is in {}",
+                f.display()
+            );
+        }
+    }
+    assert!(logs.contains("alice"), "the scan reads the real output");
 
     // `paasctl credentials show` (root only) is the one place that shows it.
-    let state_dir = env.dir.path().join("state");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_paasctl"))
         .args(["credentials", "show", "bob", "nextcloud", "--state-dir"])
         .arg(&state_dir)
