@@ -1,7 +1,8 @@
-//! Crash safety: `paasctl apply` of 300 users is SIGKILLed at random points, many times, against
-//! the LLDAP double (some runs also lose the state file); then one apply runs to completion and
-//! the result must be exact: no duplicate, every declared user marked as paasd's, the state file
-//! complete, no temp file left, and a further apply writes nothing.
+//! Crash safety: `paasctl apply` — and, in a second test, the `paasd` daemon — reconciling 300
+//! users is SIGKILLed at random points, many times, against the LLDAP double (some rounds also lose
+//! the state file); then one apply runs to completion and the result must be exact: no duplicate,
+//! every declared user marked as paasd's, the state file complete, no temp file left, and a further
+//! apply writes nothing.
 //!
 //! The random delays come from a seeded generator; the seed is printed, and `CRASH_SEED=<n>`
 //! replays a run.
@@ -84,8 +85,43 @@ fn apply_cmd(spec: &Path, state: &Path) -> Command {
     c
 }
 
+/// The process being killed.
+#[derive(Clone, Copy)]
+enum Victim {
+    Paasctl,
+    Paasd,
+}
+
+fn victim_cmd(victim: Victim, spec: &Path, state: &Path) -> Command {
+    match victim {
+        Victim::Paasctl => apply_cmd(spec, state),
+        Victim::Paasd => {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_paasd"));
+            c.args(["--spec"])
+                .arg(spec)
+                .arg("--state-dir")
+                .arg(state)
+                .args(["--bus", "none", "--log-format", "text"])
+                .env("RUST_LOG", "warn")
+                .env_remove("NOTIFY_SOCKET")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            c
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_apply_then_converges_exactly() {
+    crash_and_converge(Victim::Paasctl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_daemon_then_converges_exactly() {
+    crash_and_converge(Victim::Paasd).await;
+}
+
+async fn crash_and_converge(victim: Victim) {
     let seed: u64 = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -125,7 +161,9 @@ async fn sigkill_during_apply_then_converges_exactly() {
         // Every round changes all display names: each apply has ~300 updates to be killed in.
         fs::write(&spec_path, spec(&d, dir.path(), round % 2).to_string()).expect("write spec");
         let delay = rng.next() % 300;
-        let mut child = apply_cmd(&spec_path, &state).spawn().expect("spawn");
+        let mut child = victim_cmd(victim, &spec_path, &state)
+            .spawn()
+            .expect("spawn");
         tokio::time::sleep(Duration::from_millis(delay)).await;
         if child.try_wait().expect("try_wait").is_none() {
             killed_running += 1;
