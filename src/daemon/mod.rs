@@ -118,6 +118,8 @@ struct Daemon<E: Engine> {
     running: Option<Running>,
     ready_sent: bool,
     next_resync: Instant,
+    /// Runs in a row that ended with failures: the next run comes sooner, with backoff.
+    failed_runs: u32,
 }
 
 fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
@@ -173,6 +175,7 @@ pub async fn run<E: Engine>(
         running: None,
         ready_sent: false,
         next_resync: Instant::now() + jittered(cfg.resync),
+        failed_runs: 0,
         cfg,
     };
     d.reload();
@@ -225,6 +228,16 @@ pub async fn run<E: Engine>(
             }
         }
     }
+}
+
+/// When to run again after `failed_runs` runs in a row ended with failures (0: the resync).
+fn retry_delay(failed_runs: u32, resync: Duration) -> Duration {
+    if failed_runs == 0 {
+        return resync;
+    }
+    let backoff =
+        Duration::from_secs(30).saturating_mul(1 << failed_runs.min(16).saturating_sub(1));
+    backoff.min(resync)
 }
 
 /// `base` ± 10 %.
@@ -402,8 +415,16 @@ impl<E: Engine> Daemon<E> {
         for w in run.waiters {
             let _ = w.send(Ok(answer.clone()));
         }
-        // Drift repair restarts its clock after every run.
-        self.set_next_resync(Instant::now() + jittered(self.cfg.resync));
+        // Drift repair restarts its clock after every run; after a run with failures (a service
+        // down, a transient error) the next run comes with backoff: 30 s, 1 min, 2 min, … up to
+        // the resync interval, so recovery needs no admin action.
+        self.failed_runs = if report.has_failures() {
+            self.failed_runs.saturating_add(1)
+        } else {
+            0
+        };
+        let delay = retry_delay(self.failed_runs, self.cfg.resync);
+        self.set_next_resync(Instant::now() + jittered(delay));
         let line = self.line();
         if self.ready_sent {
             self.notifier.status(&line);
@@ -554,6 +575,21 @@ mod tests {
         assert_eq!(next_generation(t.path(), "bbb", 1), 2);
         // restart with a new spec
         assert_eq!(next_generation(t.path(), "ccc", 0), 3);
+    }
+
+    #[test]
+    fn failed_runs_are_retried_with_backoff_up_to_the_resync() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(retry_delay(0, hour), hour);
+        assert_eq!(retry_delay(1, hour), Duration::from_secs(30));
+        assert_eq!(retry_delay(2, hour), Duration::from_secs(60));
+        assert_eq!(retry_delay(4, hour), Duration::from_secs(240));
+        assert_eq!(retry_delay(8, hour), hour, "capped at the resync interval");
+        assert_eq!(retry_delay(u32::MAX, hour), hour);
+        assert_eq!(
+            retry_delay(1, Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
