@@ -67,6 +67,20 @@ pub enum Op {
     Delete,
 }
 
+impl Op {
+    /// The verb shown in plans and logged as `PAAS_ACTION`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Adopt => "adopt",
+            Op::Disable => "disable",
+            Op::Enable => "enable",
+            Op::Delete => "delete",
+        }
+    }
+}
+
 /// A reference to a group in an action: by id when it exists, by spec name when paasd creates
 /// it earlier in the same apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1106,14 +1120,7 @@ impl fmt::Display for Plan {
                 Op::Adopt => "±",
                 _ => "~",
             };
-            let verb = match c.op {
-                Op::Create => "create",
-                Op::Update => "update",
-                Op::Adopt => "adopt",
-                Op::Disable => "disable",
-                Op::Enable => "enable",
-                Op::Delete => "delete",
-            };
+            let verb = c.op.verb();
             write!(
                 f,
                 "  {sign} {} {} {} ({verb}",

@@ -141,6 +141,24 @@ impl Report {
         )
     }
 
+    /// Counts a change that succeeded, and says what it was.
+    fn count_done(&mut self, op: Op) -> Outcome {
+        match op {
+            Op::Create => {
+                self.created += 1;
+                Outcome::Created
+            }
+            Op::Delete => {
+                self.deleted += 1;
+                Outcome::Deleted
+            }
+            _ => {
+                self.updated += 1;
+                Outcome::Updated
+            }
+        }
+    }
+
     fn empty(generation: u64) -> Self {
         Report {
             created: 0,
@@ -457,23 +475,12 @@ async fn apply_services(spec: &Spec, opts: &Options, p: &mut Prepared, report: &
             if !seen.insert(c.name.clone()) {
                 continue;
             }
-            let outcome = match (&d.error, c.op) {
-                (Some(_), _) => {
+            let outcome = match &d.error {
+                Some(_) => {
                     report.failed += 1;
                     Outcome::Failed
                 }
-                (None, Op::Create) => {
-                    report.created += 1;
-                    Outcome::Created
-                }
-                (None, Op::Delete) => {
-                    report.deleted += 1;
-                    Outcome::Deleted
-                }
-                (None, _) => {
-                    report.updated += 1;
-                    Outcome::Updated
-                }
+                None => report.count_done(c.op),
             };
             report.objects.push(ObjectReport {
                 target: name.to_string(),
@@ -527,19 +534,8 @@ struct Done {
     error: Option<String>,
 }
 
-fn action_name(c: &Change) -> &'static str {
-    match c.op {
-        Op::Create => "create",
-        Op::Update => "update",
-        Op::Adopt => "adopt",
-        Op::Disable => "disable",
-        Op::Enable => "enable",
-        Op::Delete => "delete",
-    }
-}
-
 fn log_change(c: &Change, generation: u64, error: Option<&str>) {
-    let action = action_name(c);
+    let action = c.op.verb();
     let result = if error.is_some() { "failed" } else { "ok" };
     let fields: Vec<&str> = c.fields.iter().map(|f| f.field.as_str()).collect();
     let fields = fields.join(",");
@@ -779,20 +775,7 @@ pub async fn apply(spec: &Spec, opts: &Options) -> Report {
         if c.kind == ObjectKind::Schema || failed_names.contains_key(&(c.kind, c.name.clone())) {
             continue;
         }
-        let outcome = match c.op {
-            Op::Create => {
-                report.created += 1;
-                Outcome::Created
-            }
-            Op::Delete => {
-                report.deleted += 1;
-                Outcome::Deleted
-            }
-            _ => {
-                report.updated += 1;
-                Outcome::Updated
-            }
-        };
+        let outcome = report.count_done(c.op);
         reported.insert((c.kind, c.name.clone()));
         report.objects.push(ObjectReport {
             target: "lldap".into(),

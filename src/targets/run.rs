@@ -12,7 +12,7 @@ use super::desired::{password_source, service_users, PasswordSource};
 use super::plan::{plan_service, ServicePassword, ServicePlan, ServicePlanInput};
 use super::{AccountAction, Service, ServiceError};
 use crate::directory::Directory;
-use crate::plan::{Action, Change, Effect, ObjectKind, Op};
+use crate::plan::{Action, Change, Effect, ObjectKind};
 use crate::retry::{retry, Backoff};
 use crate::secret::{generated_password, read_secret_file, FingerprintKey, Secret};
 use crate::spec::Spec;
@@ -250,14 +250,7 @@ pub async fn apply(
             state.record(e, spec);
         }
         let c = &changes[d.index];
-        let action = match c.op {
-            Op::Create => "create",
-            Op::Update => "update",
-            Op::Adopt => "adopt",
-            Op::Disable => "disable",
-            Op::Enable => "enable",
-            Op::Delete => "delete",
-        };
+        let action = c.op.verb();
         match &d.error {
             None => {
                 info!(paas_target = %c.target, paas_user = %c.name, paas_action = action, paas_result = "ok", paas_generation = generation, "{action} {} account {}: ok", c.target, c.name)
