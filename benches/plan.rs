@@ -12,7 +12,7 @@
 //! and state, and the no-change plan, and prints the process's peak RSS (getrusage) and the
 //! resident bytes per managed user — what the daemon holds per user between reconciles.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,36 +21,85 @@ use paasd::directory::{AttributeSchema, DirGroup, DirUser, Directory};
 use paasd::plan::{self, simulate, PasswordInput, Plan, PlanInput};
 use paasd::spec::{parse_spec, Spec};
 use paasd::state::State;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+/// The system allocator, counting live and peak heap bytes: the `--rss` mode reports exactly what
+/// each structure holds, independent of the allocator's caching.
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = std::alloc::System.alloc(layout);
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+            PEAK.fetch_max(live, Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = std::alloc::System.realloc(ptr, layout, new);
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Relaxed);
+            let live = LIVE.fetch_add(new, Relaxed) + new;
+            PEAK.fetch_max(live, Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Live heap bytes now.
+fn live() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Resets the heap peak to the live bytes and returns the peak reached since the last reset.
+fn take_peak() -> usize {
+    PEAK.swap(live(), std::sync::atomic::Ordering::Relaxed)
+}
+
+fn mb(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
 
 const GROUPS: usize = 10;
 
+/// The spec as paasd reads it, written straight into a string (not through a `serde_json::Value`,
+/// whose size would dominate the process's peak RSS).
 fn spec_text(n: usize) -> String {
-    let mut users = Map::new();
+    use std::fmt::Write;
+    let mut t = String::with_capacity(160 * n + 1024);
+    t.push_str(
+        r#"{"version":1,"lldap":{"url":"http://127.0.0.1:17170","ldapUrl":"ldap://127.0.0.1:3890","baseDn":"dc=example,dc=com","adminPasswordFile":"/run/credentials/paasd.service/lldap-admin-password"},"groups":{"#,
+    );
+    for g in 0..GROUPS {
+        let sep = if g == 0 { "" } else { "," };
+        let _ = write!(t, r#"{sep}"g{g}":{{}}"#);
+    }
+    t.push_str(r#"},"users":{"#);
     for i in 0..n {
-        users.insert(
-            format!("user{i:06}"),
-            json!({
-                "email": format!("user{i:06}@example.com"),
-                "displayName": format!("User {i}"),
-                "groups": [format!("g{}", i % GROUPS), format!("g{}", (i + 1) % GROUPS)],
-                "passwordFile": format!("/run/credentials/paasd.service/pw-{i}"),
-            }),
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            t,
+            r#"{sep}"user{i:06}":{{"email":"user{i:06}@example.com","displayName":"User {i}","groups":["g{}","g{}"],"passwordFile":"/run/credentials/paasd.service/pw-{i}"}}"#,
+            i % GROUPS,
+            (i + 1) % GROUPS
         );
     }
-    let groups: Map<String, Value> = (0..GROUPS).map(|g| (format!("g{g}"), json!({}))).collect();
-    json!({
-        "version": 1,
-        "lldap": {
-            "url": "http://127.0.0.1:17170",
-            "ldapUrl": "ldap://127.0.0.1:3890",
-            "baseDn": "dc=example,dc=com",
-            "adminPasswordFile": "/run/credentials/paasd.service/lldap-admin-password"
-        },
-        "groups": groups,
-        "users": users,
-    })
-    .to_string()
+    t.push_str("}}");
+    t
 }
 
 fn passwords(spec: &Spec) -> BTreeMap<String, PasswordInput> {
@@ -78,7 +127,7 @@ fn fresh() -> Directory {
             DirGroup {
                 id,
                 display_name: name.into(),
-                attributes: BTreeMap::new(),
+                attributes: Default::default(),
             },
         );
     }
@@ -87,7 +136,7 @@ fn fresh() -> Directory {
         DirUser {
             id: "admin".into(),
             email: "admin@example.com".into(),
-            groups: BTreeSet::from([1]),
+            groups: vec![1],
             ..DirUser::default()
         },
     );
@@ -214,64 +263,184 @@ fn mib(kib: i64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// The body LLDAP sends for paasd's observe query, for a directory (what the double serves).
+fn observe_answer(dir: &Directory) -> String {
+    use std::fmt::Write;
+    let mut t = String::with_capacity(400 * dir.users.len() + 4096);
+    t.push_str(r#"{"data":{"users":["#);
+    for (i, u) in dir.users.values().enumerate() {
+        let attributes: Vec<Value> = u
+            .attributes
+            .iter()
+            .map(|(k, v)| json!({ "name": k, "value": v }))
+            .collect();
+        let groups: Vec<Value> = u.groups.iter().map(|g| json!({ "id": g })).collect();
+        let user = json!({
+            "id": u.id, "email": u.email, "displayName": u.display_name,
+            "firstName": u.first_name, "lastName": u.last_name,
+            "attributes": attributes, "groups": groups,
+        });
+        let _ = write!(t, "{}{user}", if i == 0 { "" } else { "," });
+    }
+    t.push_str(r#"],"groups":"#);
+    let groups: Vec<Value> = dir
+        .groups
+        .values()
+        .map(|g| {
+            let attributes: Vec<Value> = g
+                .attributes
+                .iter()
+                .map(|(k, v)| json!({ "name": k, "value": v }))
+                .collect();
+            json!({ "id": g.id, "displayName": g.display_name, "attributes": attributes })
+        })
+        .collect();
+    let schema = |m: &BTreeMap<String, AttributeSchema>| -> Value {
+        let list: Vec<Value> = m
+            .iter()
+            .map(|(k, a)| {
+                json!({ "name": k, "attributeType": a.attribute_type, "isList": a.is_list,
+                        "isEditable": a.is_editable, "isReadonly": a.is_readonly,
+                        "isHardcoded": a.is_hardcoded })
+            })
+            .collect();
+        json!({ "attributes": list })
+    };
+    let _ = write!(
+        t,
+        r#"{},"schema":{{"userSchema":{},"groupSchema":{}}}}}}}"#,
+        Value::Array(groups),
+        schema(&dir.user_attributes),
+        schema(&dir.group_attributes)
+    );
+    t
+}
+
 fn rss_mode(n: usize) {
     // ru_maxrss survives exec (it starts at the parent's peak): the baseline is the current RSS.
     let (_, base) = rss_kib();
-    let t = Instant::now();
+    let heap0 = live();
     let text = spec_text(n);
-    let (_, with_text) = rss_kib();
+    let text_bytes = text.len();
+    take_peak();
+    let t = Instant::now();
     let spec = parse_spec(&text).expect("the bench spec is valid");
     let parse = t.elapsed();
+    let parse_peak = take_peak() - heap0;
     drop(text);
-    trim();
-    let (_, with_spec) = rss_kib();
+    let h_spec = live() - heap0;
     let pw = passwords(&spec);
-    let (_, with_pw) = rss_kib();
+    let h_pw = live() - heap0 - h_spec;
     let empty = fresh();
+    take_peak();
     let t = Instant::now();
     let first = run_plan(&spec, &empty, &State::default(), &pw);
     let first_time = t.elapsed();
-    let (_, with_first_plan) = rss_kib();
-    let mut dir = empty;
+    let first_peak = take_peak() - heap0;
+    let (rss_first_peak, rss_first) = rss_kib();
+    let h_first = live() - heap0 - h_spec - h_pw;
+    let mut converged = empty;
     let mut state = State::default();
-    simulate::apply(&spec, &first, &mut dir, &mut state, &pw);
+    simulate::apply(&spec, &first, &mut converged, &mut state, &pw);
     drop(first);
-    trim();
-    let (_, with_dir) = rss_kib();
+    let h_state = state_bytes(&state);
+
+    // Observe: the converged directory as LLDAP would send it, parsed the way paasd does.
+    let body = observe_answer(&converged);
+    let observed = paasd::lldap::parse_observe_answer(body.as_bytes()).expect("observe answer");
+    assert_eq!(observed, converged, "the observe answer must round-trip");
+    drop((observed, converged));
+    take_peak();
+    let t = Instant::now();
+    let dir = paasd::lldap::parse_observe_answer(body.as_bytes()).expect("observe answer");
+    let observe_time = t.elapsed();
+    let observe_peak = take_peak() - heap0;
+    let body_bytes = body.len();
+    drop(body);
+    let h_dir = live() - heap0 - h_spec - h_pw - h_state;
+
+    take_peak();
     let t = Instant::now();
     let again = run_plan(&spec, &dir, &state, &pw);
     let again_time = t.elapsed();
+    let again_peak = take_peak() - heap0;
+    let (_, rss_again) = rss_kib();
     assert!(again.is_empty());
+    let held = live() - heap0;
     trim();
-    let (peak, held) = rss_kib();
+    let (peak, resident) = rss_kib();
     println!("N = {n} users, 10 groups, 2 groups per user, password fingerprints");
     println!(
-        "times: spec JSON -> parse_spec {:.3} s; first plan {:.3} s; no-change plan {:.3} s",
+        "times: parse_spec {:.3} s; first plan {:.3} s; observe answer -> Directory {:.3} s; no-change plan {:.3} s",
         parse.as_secs_f64(),
         first_time.as_secs_f64(),
+        observe_time.as_secs_f64(),
         again_time.as_secs_f64()
     );
+    println!("heap (exact, counted by the global allocator):");
     println!(
-        "resident: baseline {}; + spec JSON text {}; spec parsed (text freed) {}; + password fingerprints {}; + first plan {}; \
-         spec + passwords + converged directory + state (plan freed) {}; + no-change plan {}",
-        mib(base),
-        mib(with_text),
-        mib(with_spec),
-        mib(with_pw),
-        mib(with_first_plan),
-        mib(with_dir),
-        mib(held)
+        "  spec JSON text                            {}",
+        mb(text_bytes)
     );
     println!(
-        "peak RSS (getrusage): {} (includes the JSON text and serde_json::Value while parsing)",
-        mib(peak)
+        "  parse_spec peak (text + parser + Spec)    {}",
+        mb(parse_peak)
+    );
+    println!("  Spec (text freed)                         {}", mb(h_spec));
+    println!("  password fingerprints                     {}", mb(h_pw));
+    println!("  first plan ({n} creates)                {}", mb(h_first));
+    println!(
+        "  peak while planning the first apply       {}",
+        mb(first_peak)
     );
     println!(
-        "bytes per managed user: {} held (spec + passwords + directory + state + plan), {} at peak",
-        (held - base) * 1024 / n as i64,
-        (peak - base) * 1024 / n as i64
+        "  State after the first apply               {}",
+        mb(h_state)
+    );
+    println!(
+        "  observe answer (LLDAP's JSON body)        {}",
+        mb(body_bytes)
+    );
+    println!(
+        "  peak while observing (spec + fingerprints + state + body + parser + Directory) {}",
+        mb(observe_peak)
+    );
+    println!("  observed Directory (body freed)           {}", mb(h_dir));
+    println!(
+        "  peak while planning the no-change run     {}",
+        mb(again_peak)
+    );
+    println!("  held after the no-change plan             {}", mb(held));
+    println!(
+        "  bytes per managed user: {} held between runs, {} at the peak of a no-change run",
+        held / n,
+        observe_peak.max(again_peak) / n
+    );
+    println!("resident set (RSS; the heap above plus the allocator's per-allocation overhead):");
+    println!(
+        "  after the first plan                      {} (peak so far {})",
+        mib(rss_first - base),
+        mib(rss_first_peak - base)
+    );
+    println!(
+        "  after the no-change plan                  {} (then {} after malloc_trim)",
+        mib(rss_again - base),
+        mib(resident - base)
+    );
+    println!(
+        "  peak of the whole run                     {} (includes simulating the first apply while the plan is held)",
+        mib(peak - base)
     );
     black_box((&spec, &dir, &state, &again, &pw));
+}
+
+/// Heap bytes of a copy of the state (what it holds).
+fn state_bytes(state: &State) -> usize {
+    let before = live();
+    let copy = state.clone();
+    let bytes = live() - before;
+    drop(copy);
+    bytes
 }
 
 fn main() {

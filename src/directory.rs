@@ -1,7 +1,8 @@
 //! The observed state of LLDAP: every user (with attributes and groups), every group, and the
 //! attribute schemas — what one GraphQL query returns, in a shape the plan can diff.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::attributes::Attributes;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +31,10 @@ pub struct DirUser {
     pub first_name: String,
     pub last_name: String,
     /// Custom attributes by lower-case name.
-    pub attributes: BTreeMap<String, Vec<String>>,
-    /// Ids of the groups the user is a member of.
-    pub groups: BTreeSet<i64>,
+    pub attributes: Attributes,
+    /// Ids of the groups the user is a member of, sorted, each once (a vector: a user is in a
+    /// handful of groups, and a B-tree would cost ~100 bytes per user more).
+    pub groups: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,7 +42,7 @@ pub struct DirGroup {
     pub id: i64,
     pub display_name: String,
     /// Custom attributes by lower-case name.
-    pub attributes: BTreeMap<String, Vec<String>>,
+    pub attributes: Attributes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,18 @@ pub struct AttributeSchema {
 }
 
 impl DirUser {
+    /// Adds the user to group `id` (keeps `groups` sorted and unique).
+    pub fn join_group(&mut self, id: i64) {
+        if let Err(at) = self.groups.binary_search(&id) {
+            self.groups.insert(at, id);
+        }
+    }
+
+    /// Removes the user from group `id`.
+    pub fn leave_group(&mut self, id: i64) {
+        self.groups.retain(|g| *g != id);
+    }
+
     /// Carries paasd's ownership marker.
     pub fn is_marked(&self) -> bool {
         self.attributes.contains_key(MARKER_ATTRIBUTE)

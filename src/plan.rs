@@ -6,6 +6,8 @@
 //! needs; changes are ordered so that dependencies come first (schema → groups → users →
 //! deletions of users → deletions of groups).
 
+use crate::attributes::Attributes;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
@@ -22,7 +24,7 @@ pub const USER_MARKER_VALUE: &str = "true";
 pub const USER_MARKER_PENDING: &str = "initial-password-pending";
 
 fn marker_update(id: &str) -> Action {
-    Action::UpdateUser {
+    Action::UpdateUser(Box::new(UserUpdate {
         id: id.to_string(),
         email: None,
         display_name: None,
@@ -35,7 +37,7 @@ fn marker_update(id: &str) -> Action {
         .into_iter()
         .collect(),
         remove_attributes: Vec::new(),
-    }
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
@@ -107,7 +109,7 @@ pub enum Action {
     CreateGroup {
         key: String,
         display_name: String,
-        attributes: BTreeMap<String, Vec<String>>,
+        attributes: Attributes,
     },
     #[serde(rename_all = "camelCase")]
     UpdateGroup {
@@ -115,7 +117,7 @@ pub enum Action {
         id: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
         display_name: Option<String>,
-        insert_attributes: BTreeMap<String, Vec<String>>,
+        insert_attributes: Attributes,
         remove_attributes: Vec<String>,
     },
     #[serde(rename_all = "camelCase")]
@@ -130,22 +132,10 @@ pub enum Action {
         first_name: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         last_name: Option<String>,
-        attributes: BTreeMap<String, Vec<String>>,
+        attributes: Attributes,
     },
-    #[serde(rename_all = "camelCase")]
-    UpdateUser {
-        id: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        email: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        display_name: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        first_name: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        last_name: Option<String>,
-        insert_attributes: BTreeMap<String, Vec<String>>,
-        remove_attributes: Vec<String>,
-    },
+    /// Boxed: the largest variant and a rare one; every action of a plan is as big as the largest.
+    UpdateUser(Box<UserUpdate>),
     #[serde(rename_all = "camelCase")]
     AddToGroup { user: String, group: GroupRef },
     #[serde(rename_all = "camelCase")]
@@ -161,6 +151,23 @@ pub enum Action {
     MarkRemoved { user: String, since: u64 },
     /// A step in a service with its own accounts (the change's `target` names the service).
     Account(crate::targets::AccountAction),
+}
+
+/// The fields an `updateUser` sets (`None`: unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUpdate {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    pub insert_attributes: Attributes,
+    pub remove_attributes: Vec<String>,
 }
 
 /// What carrying out one action did, for paasd's state.
@@ -225,18 +232,18 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldDiff {
-    pub field: String,
+    pub field: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub old: Option<String>,
+    pub old: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<String>,
+    pub new: Option<Cow<'static, str>>,
 }
 
 /// Everything the plan does to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
-    pub target: String,
+    pub target: Cow<'static, str>,
     pub kind: ObjectKind,
     pub name: String,
     pub op: Op,
@@ -397,11 +404,11 @@ fn group_ref(name: &str, key: &str, resolved: &Resolved) -> GroupRef {
     }
 }
 
-fn quote(s: &str) -> String {
-    format!("\"{s}\"")
+fn quote(s: &str) -> Cow<'static, str> {
+    format!("\"{s}\"").into()
 }
 
-fn show_values(v: &[String]) -> String {
+fn show_values(v: &[String]) -> Cow<'static, str> {
     if v.len() == 1 {
         quote(&v[0])
     } else {
@@ -409,21 +416,22 @@ fn show_values(v: &[String]) -> String {
             "[{}]",
             v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
         )
+        .into()
     }
 }
 
 /// Attribute values to insert, and how the plan shows them.
-type AttributeDiff = (BTreeMap<String, Vec<String>>, Vec<FieldDiff>);
+type AttributeDiff = (Attributes, Vec<FieldDiff>);
 
 /// Compares desired custom attributes with observed ones; checks them against the schema.
 /// Returns (inserts, diffs) or the first problem.
 fn diff_attributes(
-    desired: &BTreeMap<String, Vec<String>>,
-    observed: Option<&BTreeMap<String, Vec<String>>>,
+    desired: &Attributes,
+    observed: Option<&Attributes>,
     schema: &BTreeMap<String, crate::directory::AttributeSchema>,
     which: &str,
 ) -> Result<AttributeDiff, String> {
-    let mut inserts = BTreeMap::new();
+    let mut inserts = Attributes::new();
     let mut diffs = Vec::new();
     for (name, values) in desired {
         let Some(s) = schema.get(name) else {
@@ -444,7 +452,7 @@ fn diff_attributes(
         if old != Some(values) {
             inserts.insert(name.clone(), values.clone());
             diffs.push(FieldDiff {
-                field: format!("attributes.{name}"),
+                field: format!("attributes.{name}").into(),
                 old: old.map(|v| show_values(v)),
                 new: Some(show_values(values)),
             });
@@ -489,7 +497,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .chain(std::iter::once((disabled_key, disabled_key, None)));
     for (key, display_name, attributes) in declared_groups {
         let r = resolve_group(key, display_name, input, &ix);
-        let empty = BTreeMap::new();
+        let empty = Attributes::new();
         let attributes = attributes.unwrap_or(&empty);
         match &r {
             Resolved::Conflict(msg) => {
@@ -674,7 +682,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     .map(|g| format!("+{g}"))
                     .chain(removed.iter().map(|g| format!("-{g}")))
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join(", ")
+                    .into(),
             ),
         });
         (actions, field)
@@ -836,7 +845,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     || update_last.is_some()
                     || !inserts.is_empty()
                 {
-                    actions.push(Action::UpdateUser {
+                    actions.push(Action::UpdateUser(Box::new(UserUpdate {
                         id: u.id.clone(),
                         email: update_email,
                         display_name: update_dn,
@@ -844,7 +853,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         last_name: update_last,
                         insert_attributes: inserts,
                         remove_attributes: Vec::new(),
-                    });
+                    })));
                 }
                 let (ma, mf) = membership_diff(Some(u), &u.id, &want);
                 actions.extend(ma);
@@ -988,7 +997,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 fields.push(FieldDiff {
                     field: "delete after".into(),
                     old: None,
-                    new: Some(format!("{} s", spec.removal_grace_period)),
+                    new: Some(format!("{} s", spec.removal_grace_period).into()),
                 });
             }
             if !actions.is_empty() {
@@ -1028,7 +1037,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         user_changes.retain(|c| !matches!(c.op, Op::Disable | Op::Delete));
         removals.retain(|c| !matches!(c.op, Op::Disable | Op::Delete));
     }
-    out.changes.extend(user_changes);
+    // The user changes become the plan's list, with the few schema and group changes put in
+    // front: at 100k users one list of changes exists at a time, not two.
+    let head = std::mem::replace(&mut out.changes, user_changes);
+    out.changes.splice(0..0, head);
     out.changes.extend(removals);
 
     // 5. Managed groups that left the spec.
@@ -1048,6 +1060,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             });
         }
     }
+    // A plan is held until it is applied (and shown over D-Bus): give back the growth slack.
+    out.changes.shrink_to_fit();
     out
 }
 
@@ -1087,7 +1101,7 @@ fn removal_name(r: Removal) -> &'static str {
     }
 }
 
-fn new_field(field: &str, v: &str) -> FieldDiff {
+fn new_field(field: &'static str, v: &str) -> FieldDiff {
     FieldDiff {
         field: field.into(),
         old: None,
@@ -1095,7 +1109,7 @@ fn new_field(field: &str, v: &str) -> FieldDiff {
     }
 }
 
-fn diff_field(field: &str, old: &str, new: &str) -> FieldDiff {
+fn diff_field(field: &'static str, old: &str, new: &str) -> FieldDiff {
     FieldDiff {
         field: field.into(),
         old: Some(quote(old)),

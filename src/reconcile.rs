@@ -537,7 +537,7 @@ struct Done {
 fn log_change(c: &Change, generation: u64, error: Option<&str>) {
     let action = c.op.verb();
     let result = if error.is_some() { "failed" } else { "ok" };
-    let fields: Vec<&str> = c.fields.iter().map(|f| f.field.as_str()).collect();
+    let fields: Vec<&str> = c.fields.iter().map(|f| f.field.as_ref()).collect();
     let fields = fields.join(",");
     match (c.kind, error) {
         (ObjectKind::User, None) => {

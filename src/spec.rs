@@ -6,11 +6,13 @@
 //!
 //! The spec holds no secret: only paths of secret files (`…File` keys).
 
+use crate::attributes::Attributes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Names of the services paasd can provision besides LLDAP, in the order they are reconciled.
@@ -87,7 +89,7 @@ pub type AttributeValues = Vec<String>;
 pub struct GroupSpec {
     /// The LLDAP group name; defaults to the map key.
     pub display_name: String,
-    pub attributes: BTreeMap<String, AttributeValues>,
+    pub attributes: Attributes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,11 +111,43 @@ pub struct UserSpec {
     pub password_file: Option<PathBuf>,
     pub password_mode: PasswordMode,
     pub enable: bool,
-    pub attributes: BTreeMap<String, AttributeValues>,
+    pub attributes: Attributes,
     pub password_strategy: Option<PasswordStrategy>,
     /// Services this user gets an account in; `None` = every configured service.
     pub services: Option<Vec<String>>,
-    pub service_settings: UserServiceSettings,
+    /// Per-service settings; `None` when the user sets none, as most do (boxed: a user without
+    /// them costs ~100 bytes less). Read them with [`UserSpec::settings`].
+    pub service_settings: Option<Box<UserServiceSettings>>,
+}
+
+/// The settings of a user who sets none.
+static NO_SETTINGS: UserServiceSettings = UserServiceSettings {
+    nextcloud: NextcloudUser {
+        quota: None,
+        groups: Vec::new(),
+        admin: false,
+    },
+    gitlab: GitlabUser {
+        admin: false,
+        external: false,
+        can_create_group: None,
+        projects_limit: None,
+    },
+    jellyfin: JellyfinUser {
+        admin: false,
+        enable_all_folders: None,
+    },
+    mailcow: MailcowUser {
+        quota: None,
+        active: None,
+    },
+};
+
+impl UserSpec {
+    /// The user's per-service settings (the defaults when it sets none).
+    pub fn settings(&self) -> &UserServiceSettings {
+        self.service_settings.as_deref().unwrap_or(&NO_SETTINGS)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -272,21 +306,85 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
 }
 
 /// Parses and validates a spec document.
+///
+/// The document is read in two steps so that a spec with 100,000 users never exists as one
+/// `serde_json::Value` tree (several times the size of the text): the top level and `users` are
+/// split into raw entries that borrow the text, and each user is turned into a `Value` only while
+/// it is read.
 pub fn parse_spec(text: &str) -> Result<Spec, SpecError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+    let not_json = |e: serde_json::Error| {
         SpecError::Invalid(vec![SpecProblem {
             path: String::new(),
             message: format!("not valid JSON: {e}"),
         }])
-    })?;
+    };
+    let top: RawEntries = match serde_json::from_str(text) {
+        Ok(top) => top,
+        Err(_) => {
+            // Not an object: say whether it is not JSON at all or the wrong kind of value.
+            let value: Value = serde_json::from_str(text).map_err(not_json)?;
+            return Err(SpecError::Invalid(vec![SpecProblem {
+                path: String::new(),
+                message: format!("expected an object, found {}", type_name(&value)),
+            }]));
+        }
+    };
     let mut cx = Cx::default();
-    let spec = read_spec(&mut cx, &value);
+    let mut root = Map::new();
+    let mut users = None;
+    for (key, raw) in top.0 {
+        if root.contains_key(&key) {
+            cx.err(&join("", &key), "this key appears more than once");
+            continue;
+        }
+        let value = if key == "users" {
+            match serde_json::from_str::<RawEntries>(raw.get()) {
+                Ok(entries) => {
+                    users = Some(entries.0);
+                    Value::Object(Map::new())
+                }
+                // Not an object: read_spec reports its type.
+                Err(_) => serde_json::from_str(raw.get()).map_err(not_json)?,
+            }
+        } else {
+            serde_json::from_str(raw.get()).map_err(not_json)?
+        };
+        root.insert(key, value);
+    }
+    let spec = read_spec(&mut cx, &Value::Object(root), users);
     match spec {
         Some(mut spec) if cx.problems.is_empty() => {
             spec.warnings = cx.warnings;
             Ok(spec)
         }
         _ => Err(SpecError::Invalid(cx.problems)),
+    }
+}
+
+/// The entries of a JSON object in document order (repeated keys kept), each value as the raw
+/// text it has in the document.
+struct RawEntries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawEntries<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<RawEntries<'a>, A::Error> {
+                let mut entries = Vec::with_capacity(m.size_hint().unwrap_or(0));
+                while let Some(entry) = m.next_entry::<String, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(RawEntries(entries))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -590,7 +688,9 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     n.checked_mul(factor)
 }
 
-fn read_spec(cx: &mut Cx, root: &Value) -> Option<Spec> {
+/// `users` holds the raw entries of the `users` object (`root.users` is then an empty
+/// placeholder); `None` when `users` is absent or not an object.
+fn read_spec(cx: &mut Cx, root: &Value, users: Option<Vec<(String, &RawValue)>>) -> Option<Spec> {
     let mut o = Obj::new(cx, "", root)?;
     let version = match o.req(cx, "version") {
         Some(v) if v.as_u64() == Some(1) => Some(1),
@@ -658,9 +758,16 @@ fn read_spec(cx: &mut Cx, root: &Value) -> Option<Spec> {
             }
         }
     }
-    let users = match o.opt("users") {
-        Some(v) => read_users(cx, v, &services),
-        None => BTreeMap::new(),
+    let users = match (o.opt("users"), users) {
+        (Some(_), Some(entries)) => read_users(cx, entries, &services),
+        (Some(v), None) => {
+            cx.err(
+                "users",
+                format!("expected an object, found {}", type_name(v)),
+            );
+            BTreeMap::new()
+        }
+        (None, _) => BTreeMap::new(),
     };
     o.finish(cx);
 
@@ -777,8 +884,8 @@ fn read_passwords(cx: &mut Cx, v: &Value) -> Passwords {
     out
 }
 
-fn read_attributes(cx: &mut Cx, path: &str, v: &Value) -> BTreeMap<String, AttributeValues> {
-    let mut out = BTreeMap::new();
+fn read_attributes(cx: &mut Cx, path: &str, v: &Value) -> Attributes {
+    let mut out = Attributes::new();
     let Value::Object(map) = v else {
         cx.err(path, format!("expected an object, found {}", type_name(v)));
         return out;
@@ -843,7 +950,7 @@ fn read_groups(cx: &mut Cx, v: &Value) -> BTreeMap<String, GroupSpec> {
         }
         let attributes = match o.opt("attributes") {
             Some(v) => read_attributes(cx, &o.at("attributes"), v),
-            None => BTreeMap::new(),
+            None => Attributes::new(),
         };
         o.finish(cx);
         out.insert(
@@ -857,28 +964,45 @@ fn read_groups(cx: &mut Cx, v: &Value) -> BTreeMap<String, GroupSpec> {
     out
 }
 
-fn read_users(cx: &mut Cx, v: &Value, services: &Services) -> BTreeMap<String, UserSpec> {
-    let mut out = BTreeMap::new();
-    let Value::Object(map) = v else {
-        cx.err(
-            "users",
-            format!("expected an object, found {}", type_name(v)),
-        );
-        return out;
-    };
-    for (id, u) in map {
-        let path = join("users", id);
-        if !valid_user_id(id) {
+/// `users`, one raw entry at a time: each user exists as a `Value` only while it is read. The map
+/// is built in one go from the sorted entries, which packs its B-tree nodes full.
+fn read_users(
+    cx: &mut Cx,
+    entries: Vec<(String, &RawValue)>,
+    services: &Services,
+) -> BTreeMap<String, UserSpec> {
+    let mut users = Vec::with_capacity(entries.len());
+    for (id, raw) in entries {
+        let path = join("users", &id);
+        if !valid_user_id(&id) {
             cx.err(
                 &path,
                 "user ids are 1-64 characters of a-z 0-9 _ - . starting with a letter or digit",
             );
         }
-        if let Some(user) = read_user(cx, &path, u, services) {
-            out.insert(id.clone(), user);
+        // The text was checked as JSON already: this parse cannot fail on syntax.
+        let v: Value = match serde_json::from_str(raw.get()) {
+            Ok(v) => v,
+            Err(e) => {
+                cx.err(&path, format!("not valid JSON: {e}"));
+                continue;
+            }
+        };
+        if let Some(user) = read_user(cx, &path, &v, services) {
+            users.push((id, user));
         }
     }
-    out
+    // Stable: of a repeated id, the first occurrence comes first and the later ones are reported.
+    users.sort_by(|a, b| a.0.cmp(&b.0));
+    for pair in users.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            cx.err(
+                &join("users", &pair[1].0),
+                "this user id appears more than once in \"users\"",
+            );
+        }
+    }
+    users.into_iter().collect()
 }
 
 fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<UserSpec> {
@@ -908,7 +1032,7 @@ fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<
     let enable = o.bool(cx, "enable").unwrap_or(true);
     let attributes = match o.opt("attributes") {
         Some(v) => read_attributes(cx, &o.at("attributes"), v),
-        None => BTreeMap::new(),
+        None => Attributes::new(),
     };
     let password_strategy = o.enum_of(cx, "passwordStrategy", &STRATEGIES);
     let services_list = o.string_list(cx, "services");
@@ -993,7 +1117,7 @@ fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<
         attributes,
         password_strategy,
         services: services_list,
-        service_settings: settings,
+        service_settings: (settings != UserServiceSettings::default()).then(|| Box::new(settings)),
     })
 }
 

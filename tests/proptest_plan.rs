@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use paasd::attributes::Attributes;
 use paasd::directory::{AttributeSchema, DirGroup, DirUser, Directory};
 use paasd::plan::{self, simulate, Action, PasswordInput, Plan, PlanInput};
 use paasd::spec::{parse_spec, Spec, MARKER_ATTRIBUTE};
@@ -345,7 +346,7 @@ fn build(case: &Case) -> Option<World> {
             DirGroup {
                 id,
                 display_name: name.into(),
-                attributes: BTreeMap::new(),
+                attributes: Attributes::new(),
             },
         );
     }
@@ -354,7 +355,7 @@ fn build(case: &Case) -> Option<World> {
         DirUser {
             id: "admin".into(),
             email: "admin@example.com".into(),
-            groups: BTreeSet::from([1]),
+            groups: vec![1],
             ..DirUser::default()
         },
     );
@@ -401,7 +402,7 @@ fn build(case: &Case) -> Option<World> {
             DirGroup {
                 id,
                 display_name: name.into(),
-                attributes,
+                attributes: attributes.into_iter().collect(),
             },
         );
         name_to_id.insert(g.name, id);
@@ -443,8 +444,8 @@ fn build(case: &Case) -> Option<World> {
                     .display_name
                     .map(|d| format!("{id} {d}"))
                     .unwrap_or_default(),
-                attributes,
-                groups,
+                attributes: attributes.into_iter().collect(),
+                groups: groups.into_iter().collect(),
                 ..DirUser::default()
             },
         );
@@ -485,9 +486,7 @@ impl World {
 /// The user an action is about, if any.
 fn action_user(a: &Action) -> Option<&str> {
     match a {
-        Action::CreateUser { id, .. }
-        | Action::UpdateUser { id, .. }
-        | Action::DeleteUser { id } => Some(id),
+        Action::CreateUser { id, .. } | Action::DeleteUser { id } => Some(id),
         Action::AddToGroup { user, .. }
         | Action::RemoveFromGroup { user, .. }
         | Action::SetPassword { user, .. }

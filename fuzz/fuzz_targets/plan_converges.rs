@@ -176,7 +176,7 @@ fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, Passwo
             DirGroup {
                 id,
                 display_name: name.into(),
-                attributes: BTreeMap::new(),
+                attributes: Default::default(),
             },
         );
     }
@@ -185,7 +185,7 @@ fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, Passwo
         DirUser {
             id: "admin".into(),
             email: "admin@example.com".into(),
-            groups: BTreeSet::from([1]),
+            groups: vec![1],
             ..DirUser::default()
         },
     );
@@ -220,7 +220,7 @@ fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, Passwo
             DirGroup {
                 id,
                 display_name: name.into(),
-                attributes,
+                attributes: attributes.into_iter().collect(),
             },
         );
         ids.insert(*n as usize % DIR_GROUPS.len(), id);
@@ -260,8 +260,8 @@ fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, Passwo
                 id: id.to_string(),
                 email,
                 display_name,
-                attributes,
-                groups: gs,
+                attributes: attributes.into_iter().collect(),
+                groups: gs.into_iter().collect(),
                 ..DirUser::default()
             },
         );
@@ -315,8 +315,7 @@ fuzz_target!(|inp: Input| {
     for a in p.changes.iter().flat_map(|c| &c.actions) {
         let user = match a {
             Action::CreateUser { id, .. }
-            | Action::UpdateUser { id, .. }
-            | Action::DeleteUser { id } => Some(id),
+                        | Action::DeleteUser { id } => Some(id),
             Action::AddToGroup { user, .. }
             | Action::RemoveFromGroup { user, .. }
             | Action::SetPassword { user, .. }

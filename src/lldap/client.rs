@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -183,7 +186,11 @@ impl GraphqlClient {
         Ok(t)
     }
 
-    async fn post_once(&self, token: &str, body: &Value) -> Result<Value, LldapError> {
+    async fn post_once<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        body: &Value,
+    ) -> Result<T, LldapError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
@@ -194,36 +201,19 @@ impl GraphqlClient {
             .await
             .map_err(|e| self.connect_error(&e))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| self.connect_error(&e))?;
+        let bytes = resp.bytes().await.map_err(|e| self.connect_error(&e))?;
         if status == 401 {
-            return Err(LldapError::Unauthorized(snippet(&text)));
+            return Err(LldapError::Unauthorized(snippet(&String::from_utf8_lossy(
+                &bytes,
+            ))));
         }
         if status != 200 {
             return Err(LldapError::Http {
                 status,
-                body: snippet(&text),
+                body: snippet(&String::from_utf8_lossy(&bytes)),
             });
         }
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| LldapError::Decode(format!("GraphQL answer: {e}")))?;
-        if let Some(errors) = v.get("errors").and_then(Value::as_array) {
-            if !errors.is_empty() {
-                let msgs: Vec<String> = errors
-                    .iter()
-                    .map(|e| {
-                        e.get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("(no message)")
-                            .to_string()
-                    })
-                    .collect();
-                return Err(LldapError::Graphql(msgs.join("; ")));
-            }
-        }
-        match v.get("data") {
-            Some(d) if !d.is_null() => Ok(d.clone()),
-            _ => Err(LldapError::Decode("GraphQL answer has no data".into())),
-        }
+        decode_answer(&bytes)
     }
 
     /// Runs one GraphQL operation. Transient failures are retried with backoff; a 401 renews the
@@ -234,6 +224,17 @@ impl GraphqlClient {
         query: &str,
         variables: Value,
     ) -> Result<Value, CallError> {
+        self.call_as(operation, query, variables).await
+    }
+
+    /// [`GraphqlClient::call`], with the answer's `data` deserialised straight into `T` (no
+    /// `serde_json::Value` tree: the observe answer of 100k users is tens of MB of text).
+    pub async fn call_as<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        query: &str,
+        variables: Value,
+    ) -> Result<T, CallError> {
         let body = json!({ "query": query, "variables": variables, "operationName": operation });
         let mut relogged = false;
         let mut after_transient = false;
@@ -263,5 +264,40 @@ impl GraphqlClient {
                 Ok(v) => return Ok(v),
             }
         }
+    }
+}
+
+/// A GraphQL answer as sent: `data` is kept as raw text until the errors are checked.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    errors: Vec<AnswerError>,
+}
+
+#[derive(Deserialize)]
+struct AnswerError {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Decodes the body of a GraphQL answer: `errors` (even in an HTTP 200 answer) become
+/// [`LldapError::Graphql`]; otherwise `data` is deserialised as `T`.
+pub fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Result<T, LldapError> {
+    let answer: Answer = serde_json::from_slice(body)
+        .map_err(|e| LldapError::Decode(format!("GraphQL answer: {e}")))?;
+    if !answer.errors.is_empty() {
+        let msgs: Vec<&str> = answer
+            .errors
+            .iter()
+            .map(|e| e.message.as_deref().unwrap_or("(no message)"))
+            .collect();
+        return Err(LldapError::Graphql(msgs.join("; ")));
+    }
+    match answer.data {
+        Some(d) if d.get() != "null" => serde_json::from_str(d.get())
+            .map_err(|e| LldapError::Decode(format!("GraphQL answer data: {e}"))),
+        _ => Err(LldapError::Decode("GraphQL answer has no data".into())),
     }
 }

@@ -4,8 +4,10 @@
 pub mod client;
 pub mod ldap;
 
+use crate::attributes::Attributes;
 use std::collections::{BTreeMap, HashMap};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::directory::{AttributeSchema, DirGroup, DirUser, Directory};
@@ -59,7 +61,7 @@ fn str_field(v: &Value, key: &str) -> String {
         .to_string()
 }
 
-fn attributes(v: &Value) -> BTreeMap<String, Vec<String>> {
+fn attributes(v: &Value) -> Attributes {
     v.get("attributes")
         .and_then(Value::as_array)
         .map(|list| {
@@ -81,78 +83,153 @@ fn attributes(v: &Value) -> BTreeMap<String, Vec<String>> {
         .unwrap_or_default()
 }
 
-fn schema(v: Option<&Value>) -> BTreeMap<String, AttributeSchema> {
-    v.and_then(|s| s.get("attributes"))
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|a| {
-                    let b = |k| a.get(k).and_then(Value::as_bool).unwrap_or(false);
-                    (
-                        str_field(a, "name").to_ascii_lowercase(),
-                        AttributeSchema {
-                            attribute_type: str_field(a, "attributeType"),
-                            is_list: b("isList"),
-                            is_editable: b("isEditable"),
-                            is_readonly: b("isReadonly"),
-                            is_hardcoded: b("isHardcoded"),
-                        },
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+// The answer of [`OBSERVE_QUERY`], deserialised straight from the response body.
+
+#[derive(Deserialize)]
+struct ObserveAnswer {
+    users: Vec<ObservedUser>,
+    groups: Vec<ObservedGroup>,
+    schema: Option<ObservedSchema>,
 }
 
-/// Turns the answer of [`OBSERVE_QUERY`] into a [`Directory`].
-pub fn parse_directory(data: &Value) -> Result<Directory, LldapError> {
-    let users = data
-        .get("users")
-        .and_then(Value::as_array)
-        .ok_or_else(|| LldapError::Decode("the answer has no users list".into()))?;
-    let groups = data
-        .get("groups")
-        .and_then(Value::as_array)
-        .ok_or_else(|| LldapError::Decode("the answer has no groups list".into()))?;
-    let mut dir = Directory::default();
-    for u in users {
-        let id = str_field(u, "id");
-        let user = DirUser {
-            email: str_field(u, "email"),
-            display_name: str_field(u, "displayName"),
-            first_name: str_field(u, "firstName"),
-            last_name: str_field(u, "lastName"),
-            attributes: attributes(u),
-            groups: u
-                .get("groups")
-                .and_then(Value::as_array)
-                .map(|gs| {
-                    gs.iter()
-                        .filter_map(|g| g.get("id").and_then(Value::as_i64))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            id: id.clone(),
-        };
-        dir.users.insert(id.to_ascii_lowercase(), user);
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObservedUser {
+    id: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default)]
+    attributes: Vec<ObservedAttribute>,
+    #[serde(default)]
+    groups: Vec<ObservedGroupId>,
+}
+
+#[derive(Deserialize)]
+struct ObservedAttribute {
+    name: String,
+    #[serde(default)]
+    value: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ObservedGroupId {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObservedGroup {
+    id: i64,
+    display_name: Option<String>,
+    #[serde(default)]
+    attributes: Vec<ObservedAttribute>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObservedSchema {
+    user_schema: Option<ObservedAttributeList>,
+    group_schema: Option<ObservedAttributeList>,
+}
+
+#[derive(Deserialize)]
+struct ObservedAttributeList {
+    attributes: Vec<ObservedAttributeSchema>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObservedAttributeSchema {
+    name: String,
+    attribute_type: Option<String>,
+    is_list: Option<bool>,
+    is_editable: Option<bool>,
+    is_readonly: Option<bool>,
+    is_hardcoded: Option<bool>,
+}
+
+fn attributes_from(list: Vec<ObservedAttribute>) -> Attributes {
+    list.into_iter()
+        .map(|mut a| {
+            // Deserialised lists start at capacity 4: the marker's one value would keep 3 spare.
+            a.value.shrink_to_fit();
+            (a.name.to_ascii_lowercase(), a.value)
+        })
+        .collect()
+}
+
+fn schema_from(list: Option<ObservedAttributeList>) -> BTreeMap<String, AttributeSchema> {
+    list.map(|l| l.attributes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            (
+                a.name.to_ascii_lowercase(),
+                AttributeSchema {
+                    attribute_type: a.attribute_type.unwrap_or_default(),
+                    is_list: a.is_list.unwrap_or(false),
+                    is_editable: a.is_editable.unwrap_or(false),
+                    is_readonly: a.is_readonly.unwrap_or(false),
+                    is_hardcoded: a.is_hardcoded.unwrap_or(false),
+                },
+            )
+        })
+        .collect()
+}
+
+impl From<ObserveAnswer> for Directory {
+    fn from(answer: ObserveAnswer) -> Directory {
+        // Moved, not copied; the users map is collected in one go (a B-tree with full nodes).
+        let users = answer
+            .users
+            .into_iter()
+            .map(|u| {
+                let mut groups: Vec<i64> = u.groups.into_iter().map(|g| g.id).collect();
+                groups.sort_unstable();
+                groups.dedup();
+                let user = DirUser {
+                    email: u.email.unwrap_or_default(),
+                    display_name: u.display_name.unwrap_or_default(),
+                    first_name: u.first_name.unwrap_or_default(),
+                    last_name: u.last_name.unwrap_or_default(),
+                    attributes: attributes_from(u.attributes),
+                    groups,
+                    id: u.id,
+                };
+                (user.id.to_ascii_lowercase(), user)
+            })
+            .collect();
+        let groups = answer
+            .groups
+            .into_iter()
+            .map(|g| {
+                let group = DirGroup {
+                    id: g.id,
+                    display_name: g.display_name.unwrap_or_default(),
+                    attributes: attributes_from(g.attributes),
+                };
+                (g.id, group)
+            })
+            .collect();
+        let (user_schema, group_schema) = answer
+            .schema
+            .map(|s| (s.user_schema, s.group_schema))
+            .unwrap_or_default();
+        Directory {
+            users,
+            groups,
+            user_attributes: schema_from(user_schema),
+            group_attributes: schema_from(group_schema),
+        }
     }
-    for g in groups {
-        let Some(id) = g.get("id").and_then(Value::as_i64) else {
-            return Err(LldapError::Decode("a group without an id".into()));
-        };
-        dir.groups.insert(
-            id,
-            DirGroup {
-                id,
-                display_name: str_field(g, "displayName"),
-                attributes: attributes(g),
-            },
-        );
-    }
-    let s = data.get("schema");
-    dir.user_attributes = schema(s.and_then(|s| s.get("userSchema")));
-    dir.group_attributes = schema(s.and_then(|s| s.get("groupSchema")));
-    Ok(dir)
+}
+
+/// Turns the body of LLDAP's answer to [`OBSERVE_QUERY`] into a [`Directory`] (what
+/// [`Lldap::observe`] does with it; public for the benchmarks).
+pub fn parse_observe_answer(body: &[u8]) -> Result<Directory, LldapError> {
+    client::decode_answer::<ObserveAnswer>(body).map(Directory::from)
 }
 
 /// The LLDAP target: GraphQL for everything but passwords, LDAP for passwords.
@@ -161,7 +238,7 @@ pub struct Lldap {
     pub ldap: LdapPasswords,
 }
 
-fn attribute_inputs(attrs: &BTreeMap<String, Vec<String>>) -> Value {
+fn attribute_inputs(attrs: &Attributes) -> Value {
     Value::Array(
         attrs
             .iter()
@@ -181,12 +258,12 @@ fn is_not_found(e: &LldapError) -> bool {
 impl Lldap {
     /// Reads every user, group and attribute schema with one GraphQL request.
     pub async fn observe(&self) -> Result<Directory, LldapError> {
-        let data = self
+        let answer: ObserveAnswer = self
             .graphql
-            .call("PaasdObserve", OBSERVE_QUERY, json!({}))
+            .call_as("PaasdObserve", OBSERVE_QUERY, json!({}))
             .await
             .map_err(|e| e.error)?;
-        parse_directory(&data)
+        Ok(Directory::from(answer))
     }
 
     async fn call(&self, op: &str, q: &str, vars: Value) -> Result<Value, CallError> {
@@ -350,15 +427,16 @@ impl Lldap {
                 }
                 Ok(Effect::UserCreated { id: id.clone() })
             }
-            Action::UpdateUser {
-                id,
-                email,
-                display_name,
-                first_name,
-                last_name,
-                insert_attributes,
-                remove_attributes,
-            } => {
+            Action::UpdateUser(update) => {
+                let crate::plan::UserUpdate {
+                    id,
+                    email,
+                    display_name,
+                    first_name,
+                    last_name,
+                    insert_attributes,
+                    remove_attributes,
+                } = &**update;
                 let mut user = json!({ "id": id });
                 for (k, v) in [
                     ("email", email),
@@ -465,7 +543,7 @@ impl Lldap {
     }
 }
 
-fn attributes_of(v: &Value) -> BTreeMap<String, Vec<String>> {
+fn attributes_of(v: &Value) -> Attributes {
     attributes(v)
 }
 
@@ -479,4 +557,54 @@ fn resolve(group: &GroupRef, created: &HashMap<String, i64>) -> Result<i64, Stri
         .and_then(|k| created.get(k))
         .copied()
         .ok_or_else(|| format!("group \"{}\" could not be created", group.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_observe_answer_becomes_a_directory() {
+        // The shape LLDAP sends (`value` lists, group ids), with names in mixed case, a null
+        // display name and users out of order.
+        let body = br#"{"data":{
+          "users":[
+            {"id":"Bob","email":"bob@example.com","displayName":null,"firstName":"","lastName":"",
+             "attributes":[{"name":"PAASD-managed","value":["true"]}],"groups":[{"id":7},{"id":3},{"id":7}]},
+            {"id":"admin","email":"admin@example.com","displayName":"Administrator","firstName":"","lastName":"",
+             "attributes":[],"groups":[{"id":1}]}],
+          "groups":[{"id":3,"displayName":"family","attributes":[{"name":"paasd-managed","value":["family"]}]},
+                    {"id":1,"displayName":"lldap_admin","attributes":[]}],
+          "schema":{"userSchema":{"attributes":[{"name":"paasd-managed","attributeType":"STRING","isList":false,
+                                                  "isEditable":false,"isReadonly":false,"isHardcoded":false}]},
+                    "groupSchema":{"attributes":[]}}}}"#;
+        let dir = parse_observe_answer(body).expect("a valid answer");
+        assert_eq!(dir.users.keys().collect::<Vec<_>>(), ["admin", "bob"]);
+        let bob = dir.user("BOB").expect("bob, by any case");
+        assert_eq!(bob.id, "Bob");
+        assert_eq!(bob.display_name, "");
+        assert_eq!(bob.groups, [3, 7], "sorted, each once");
+        assert!(bob.is_marked(), "attribute names are lower-cased");
+        assert_eq!(dir.groups[&3].marker(), Some("family"));
+        assert!(dir
+            .user_attributes
+            .contains_key(crate::spec::MARKER_ATTRIBUTE));
+        assert!(dir.group_attributes.is_empty());
+    }
+
+    #[test]
+    fn graphql_errors_and_missing_data_are_errors() {
+        let e = parse_observe_answer(br#"{"data":null,"errors":[{"message":"Unauthorized"},{}]}"#)
+            .expect_err("errors");
+        assert_eq!(
+            e.to_string(),
+            LldapError::Graphql("Unauthorized; (no message)".into()).to_string()
+        );
+        let e = parse_observe_answer(br#"{"data":null}"#).expect_err("no data");
+        assert!(e.to_string().contains("no data"), "{e}");
+        let e = parse_observe_answer(br#"{"data":{"users":[]}}"#).expect_err("no groups");
+        assert!(e.to_string().contains("missing field `groups`"), "{e}");
+        let e = parse_observe_answer(br#"{"data":{"users":[],"gro"#).expect_err("truncated");
+        assert!(matches!(e, LldapError::Decode(_)), "{e}");
+    }
 }

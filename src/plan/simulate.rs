@@ -101,7 +101,7 @@ fn step(
         Action::DeleteGroup { key, id } => {
             dir.groups.remove(id);
             for u in dir.users.values_mut() {
-                u.groups.remove(id);
+                u.leave_group(*id);
             }
             Effect::GroupDeleted { key: key.clone() }
         }
@@ -127,15 +127,16 @@ fn step(
             );
             Effect::UserCreated { id: id.clone() }
         }
-        Action::UpdateUser {
-            id,
-            email,
-            display_name,
-            first_name,
-            last_name,
-            insert_attributes,
-            remove_attributes,
-        } => {
+        Action::UpdateUser(update) => {
+            let crate::plan::UserUpdate {
+                id,
+                email,
+                display_name,
+                first_name,
+                last_name,
+                insert_attributes,
+                remove_attributes,
+            } = &**update;
             if let Some(u) = dir.users.get_mut(&id.to_ascii_lowercase()) {
                 for (slot, v) in [
                     (&mut u.email, email),
@@ -164,9 +165,9 @@ fn step(
                 .or_else(|| group.key.as_ref().and_then(|k| created.get(k).copied()));
             if let (Some(gid), Some(u)) = (gid, dir.users.get_mut(&user.to_ascii_lowercase())) {
                 if matches!(action, Action::AddToGroup { .. }) {
-                    u.groups.insert(gid);
+                    u.join_group(gid);
                 } else {
-                    u.groups.remove(&gid);
+                    u.leave_group(gid);
                 }
             }
             Effect::None

@@ -47,7 +47,7 @@ fn fresh() -> Directory {
             DirGroup {
                 id,
                 display_name: name.into(),
-                attributes: BTreeMap::new(),
+                attributes: Attributes::new(),
             },
         );
     }
@@ -67,15 +67,15 @@ fn fresh() -> Directory {
 }
 
 fn hand_made_user(d: &mut Directory, id: &str, groups: &[i64]) {
-    d.users.insert(
-        id.into(),
-        DirUser {
-            id: id.into(),
-            email: format!("{id}@example.com"),
-            groups: groups.iter().copied().collect(),
-            ..DirUser::default()
-        },
-    );
+    let mut user = DirUser {
+        id: id.into(),
+        email: format!("{id}@example.com"),
+        ..DirUser::default()
+    };
+    for g in groups {
+        user.join_group(*g);
+    }
+    d.users.insert(id.into(), user);
 }
 
 struct World {
@@ -203,15 +203,15 @@ fn updates_are_attribute_by_attribute_and_omitted_fields_stay() {
     assert_eq!(
         c.actions,
         vec![
-            Action::UpdateUser {
+            Action::UpdateUser(Box::new(UserUpdate {
                 id: "alice".into(),
                 email: Some("alice@new.example.com".into()),
                 display_name: None,
                 first_name: None,
                 last_name: None,
-                insert_attributes: BTreeMap::new(),
+                insert_attributes: Attributes::new(),
                 remove_attributes: Vec::new(),
-            },
+            })),
             Action::RemoveFromGroup {
                 user: "alice".into(),
                 group: GroupRef {
@@ -358,7 +358,7 @@ fn declared_existing_objects_are_adopted_and_the_plan_says_so() {
         DirGroup {
             id: 10,
             display_name: "family".into(),
-            attributes: BTreeMap::new(),
+            attributes: Attributes::new(),
         },
     );
     hand_made_user(&mut w.dir, "bob", &[10]);

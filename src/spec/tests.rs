@@ -201,6 +201,48 @@ fn duplicates_are_errors() {
 }
 
 #[test]
+fn repeated_keys_in_the_document_are_errors() {
+    // JSON objects built by hand can repeat a key; serde would silently keep the last one.
+    let text = r#"{"version": 1, "version": 1,
+        "lldap": {"url": "http://127.0.0.1:17170", "ldapUrl": "ldap://127.0.0.1:3890",
+                  "baseDn": "dc=example,dc=com",
+                  "adminPasswordFile": "/run/credentials/paasd.service/lldap-admin-password"},
+        "users": {"alice": {"email": "a@example.com"}, "bob": {"email": "b@example.com"},
+                  "alice": {"email": "a2@example.com"}}}"#;
+    let Err(SpecError::Invalid(p)) = parse_spec(text) else {
+        panic!("repeated keys must be rejected");
+    };
+    let p: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    assert!(
+        p.contains(&"version: this key appears more than once".to_string()),
+        "{p:#?}"
+    );
+    assert!(
+        p.contains(&"users.alice: this user id appears more than once in \"users\"".to_string()),
+        "{p:#?}"
+    );
+    assert_eq!(p.len(), 2, "{p:#?}");
+}
+
+#[test]
+fn a_document_that_is_not_an_object_or_users_that_is_not_one() {
+    for (text, found) in [("[]", "a list"), ("7", "a number"), ("null", "null")] {
+        let Err(SpecError::Invalid(p)) = parse_spec(text) else {
+            panic!("{text} is not a spec");
+        };
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].path, "");
+        assert_eq!(p[0].message, format!("expected an object, found {found}"));
+    }
+    let mut v = base();
+    v["users"] = json!(["alice"]);
+    assert_eq!(
+        problems(&v),
+        ["users: expected an object, found a list".to_string()]
+    );
+}
+
+#[test]
 fn secret_paths_must_be_absolute_and_outside_the_store() {
     let mut v = base();
     v["users"]["alice"]["passwordFile"] = json!("secrets/alice");
@@ -304,7 +346,7 @@ fn services_must_be_configured_and_settings_warn_until_implemented() {
     let s = parse_spec(&v.to_string()).expect("valid");
     assert_eq!(s.services.configured(), vec!["nextcloud"]);
     assert_eq!(
-        s.users["alice"].service_settings.nextcloud.quota.as_deref(),
+        s.users["alice"].settings().nextcloud.quota.as_deref(),
         Some("10 GB")
     );
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);

@@ -55,7 +55,7 @@ pub fn service_users(spec: &Spec, dir: &Directory, service: &str) -> BTreeMap<St
                     first_name: u.first_name.clone(),
                     last_name: u.last_name.clone(),
                     enabled: u.enable,
-                    settings: u.service_settings.clone(),
+                    settings: u.settings().clone(),
                 },
             );
         }

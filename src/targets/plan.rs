@@ -2,6 +2,7 @@
 //! Same rules as LLDAP's plan: write only what differs, never touch accounts paasd does not
 //! manage, removal per `removal`, the mass-removal guard.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Account, AccountAction, Capabilities, DesiredAccount};
@@ -21,7 +22,7 @@ pub enum ServicePassword {
 }
 
 pub struct ServicePlanInput<'a> {
-    pub service: &'a str,
+    pub service: &'static str,
     pub caps: Capabilities,
     /// By paasd user id.
     pub desired: &'a BTreeMap<String, DesiredAccount>,
@@ -44,8 +45,8 @@ pub struct ServicePlan {
     pub unchanged: usize,
 }
 
-fn show(v: &str) -> String {
-    format!("\"{v}\"")
+fn show(v: &str) -> Cow<'static, str> {
+    format!("\"{v}\"").into()
 }
 
 pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
@@ -66,7 +67,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                   reason: Option<String>,
                   fields: Vec<FieldDiff>,
                   actions: Vec<AccountAction>| Change {
-        target: svc.to_string(),
+        target: svc.into(),
         kind: ObjectKind::User,
         name: user.to_string(),
         op,
@@ -111,7 +112,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                     .fields
                     .iter()
                     .map(|(k, v)| FieldDiff {
-                        field: k.clone(),
+                        field: k.clone().into(),
                         old: None,
                         new: Some(show(v)),
                     })
@@ -125,7 +126,8 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                                 .iter()
                                 .map(|g| format!("+{g}"))
                                 .collect::<Vec<_>>()
-                                .join(", "),
+                                .join(", ")
+                                .into(),
                         ),
                     });
                 }
@@ -168,7 +170,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                     let cur = a.fields.get(k);
                     if cur != Some(v) {
                         fields.push(FieldDiff {
-                            field: k.clone(),
+                            field: k.clone().into(),
                             old: cur.map(|c| show(c)),
                             new: Some(show(v)),
                         });
@@ -206,7 +208,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                     fields.push(FieldDiff {
                         field: "groups".into(),
                         old: None,
-                        new: Some(group_diff.join(", ")),
+                        new: Some(group_diff.join(", ").into()),
                     });
                 }
                 if let ServicePassword::Set {

@@ -40,7 +40,7 @@ fn build_one(
             let managed = spec
                 .users
                 .values()
-                .flat_map(|u| u.service_settings.nextcloud.groups.iter().cloned());
+                .flat_map(|u| u.settings().nextcloud.groups.iter().cloned());
             Nextcloud::new(url, admin, secret, timeout)
                 .map(|s| Box::new(s.with_managed_groups(managed)) as Box<dyn Service>)
         }
