@@ -93,6 +93,17 @@ fn start(
     mpsc::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    start_on(engine, layout, bus.address.clone())
+}
+
+fn start_on(
+    engine: Arc<ScriptedEngine>,
+    layout: &NixLayout,
+    address: String,
+) -> (
+    mpsc::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let (_hup, hup_rx) = mpsc::channel(1);
     let (term, term_rx) = mpsc::channel(1);
     let cfg = Config {
@@ -100,7 +111,7 @@ fn start(
         state_dir: layout.root.join("state"),
         resync: Duration::from_secs(3600),
         debounce: Duration::from_millis(100),
-        bus: Bus::Address(bus.address.clone()),
+        bus: Bus::Address(address),
         verify_passwords: false,
     };
     let task = tokio::spawn(daemon::run(
@@ -366,6 +377,45 @@ async fn status_answers_while_a_reconcile_call_waits_for_its_run() {
     assert_eq!(status["running"], true);
     let r: serde_json::Value = serde_json::from_str(&waiting.await.unwrap().unwrap()).unwrap();
     assert_eq!(r["failed"], false);
+    term.send(()).await.unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_comes_up_when_the_bus_comes_up_after_the_daemon() {
+    // paasd starts before the bus is there (or before dbus has loaded its policy): it reconciles
+    // anyway and serves the API as soon as the bus lets it, without a restart.
+    let dir = PrivateBus::dir();
+    let address = PrivateBus::address_in(&dir);
+    let layout = NixLayout::new(r#"{"users": {"alice": {}}}"#);
+    let engine = ScriptedEngine::new();
+    let (term, task) = start_on(engine.clone(), &layout, address);
+    engine.wait_finished(1, Duration::from_secs(5)).await;
+    let bus = PrivateBus::start_in("staff", dir);
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    let mut owned = false;
+    // Retries come after 1 s, then 2 s, 4 s …: within 10 s the name must be owned.
+    for _ in 0..100 {
+        if dbus
+            .name_has_owner("org.paasd.Paasd1".try_into().unwrap())
+            .await
+            .unwrap()
+        {
+            owned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(owned, "the daemon never took its name on the late bus");
+    let p = client(&bus).await;
+    assert_eq!(p.generation().await.unwrap(), 1);
+    let status: serde_json::Value = serde_json::from_str(&p.status().await.unwrap()).unwrap();
+    assert_eq!(status["users"]["alice"]["lldap"]["state"], "ok");
     term.send(()).await.unwrap();
     task.await.unwrap().unwrap();
 }

@@ -137,7 +137,13 @@ pub async fn run<E: Engine>(
 ) -> anyhow::Result<()> {
     let status = Arc::new(Mutex::new(Status::new(cfg.spec_path.display().to_string())));
     let (req_tx, mut req_rx) = mpsc::channel::<Request>(16);
-    let conn = match dbus::serve(&cfg.bus, dbus::Api::new(req_tx, status.clone())).await {
+    // The D-Bus API: if the bus (or the policy that lets paasd own its name) is not there yet —
+    // e.g. the first activation, before dbus has reloaded the new policy — retry with backoff
+    // (1 s doubling, up to a minute); reconciling does not wait for it.
+    let api_status = status.clone();
+    let api = move || dbus::Api::new(req_tx.clone(), api_status.clone());
+    let mut dbus_retry = None;
+    let conn = match dbus::serve(&cfg.bus, api()).await {
         Ok(Some(c)) => {
             tracing::info!(bus = %cfg.bus, name = dbus::NAME, "D-Bus API ready");
             Some(c)
@@ -145,7 +151,8 @@ pub async fn run<E: Engine>(
         Ok(None) => None,
         Err(e) => {
             tracing::error!(bus = %cfg.bus, name = dbus::NAME, error = %e,
-                "D-Bus API unavailable (check the bus policy); reconciling continues without it");
+                "D-Bus API unavailable (is the bus up, is the policy installed?); retrying in 1 s, reconciling continues without it");
+            dbus_retry = Some(DbusRetry::first());
             None
         }
     };
@@ -226,7 +233,50 @@ pub async fn run<E: Engine>(
             _ = async { watchdog.as_mut()?.tick().await; Some(()) }, if watchdog.is_some() => {
                 d.notifier.watchdog();
             }
+            _ = async { tokio::time::sleep_until(dbus_retry.as_ref()?.at).await; Some(()) }, if dbus_retry.is_some() => {
+                match dbus::serve(&d.cfg.bus, api()).await {
+                    Ok(conn) => {
+                        let attempts = dbus_retry.take().map_or(0, |r| r.attempts) + 1;
+                        tracing::info!(bus = %d.cfg.bus, name = dbus::NAME, attempts, "D-Bus API ready");
+                        d.conn = conn;
+                        d.announce(None).await;
+                    }
+                    Err(e) => {
+                        if let Some(r) = dbus_retry.as_mut() {
+                            r.failed();
+                            tracing::warn!(bus = %d.cfg.bus, name = dbus::NAME, error = %e,
+                                attempts = r.attempts, "D-Bus API still unavailable; retrying in {} s", r.delay.as_secs());
+                        }
+                    }
+                }
+            }
         }
+    }
+}
+
+/// When to try to serve the D-Bus API again.
+struct DbusRetry {
+    at: Instant,
+    delay: Duration,
+    attempts: u32,
+}
+
+impl DbusRetry {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(60);
+
+    fn first() -> Self {
+        DbusRetry {
+            at: Instant::now() + Self::FIRST,
+            delay: Self::FIRST,
+            attempts: 1,
+        }
+    }
+
+    fn failed(&mut self) {
+        self.attempts += 1;
+        self.delay = (self.delay * 2).min(Self::MAX);
+        self.at = Instant::now() + self.delay;
     }
 }
 

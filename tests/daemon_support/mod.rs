@@ -72,9 +72,23 @@ pub struct PrivateBus {
 
 impl PrivateBus {
     pub fn start(admin_group: &str) -> PrivateBus {
+        PrivateBus::start_in(admin_group, PrivateBus::dir())
+    }
+
+    /// A directory for a bus socket that unprivileged test clients can reach.
+    pub fn dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        // Unprivileged test clients must reach the socket.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    /// The address the bus of [`PrivateBus::start_in`]`(_, dir)` will listen on.
+    pub fn address_in(dir: &tempfile::TempDir) -> String {
+        format!("unix:path={}", dir.path().join("bus").display())
+    }
+
+    /// Starts the bus with its socket in `dir` (from [`PrivateBus::dir`]).
+    pub fn start_in(admin_group: &str, dir: tempfile::TempDir) -> PrivateBus {
         let policy = std::fs::read_to_string(repo_root().join("dist/org.paasd.Paasd1.conf"))
             .unwrap()
             .replace("group=\"paas-admin\"", &format!("group=\"{admin_group}\""))
