@@ -323,10 +323,9 @@ pub fn parse_spec(text: &str) -> Result<Spec, SpecError> {
         Err(_) => {
             // Not an object: say whether it is not JSON at all or the wrong kind of value.
             let value: Value = serde_json::from_str(text).map_err(not_json)?;
-            return Err(SpecError::Invalid(vec![SpecProblem {
-                path: String::new(),
-                message: format!("expected an object, found {}", type_name(&value)),
-            }]));
+            let mut cx = Cx::default();
+            let _ = Obj::new(&mut cx, "", &value);
+            return Err(SpecError::Invalid(cx.problems));
         }
     };
     let mut cx = Cx::default();
@@ -761,10 +760,8 @@ fn read_spec(cx: &mut Cx, root: &Value, users: Option<Vec<(String, &RawValue)>>)
     let users = match (o.opt("users"), users) {
         (Some(_), Some(entries)) => read_users(cx, entries, &services),
         (Some(v), None) => {
-            cx.err(
-                "users",
-                format!("expected an object, found {}", type_name(v)),
-            );
+            // Not an object (raw entries are read from every object): Obj says so.
+            let _ = Obj::new(cx, "users", v);
             BTreeMap::new()
         }
         (None, _) => BTreeMap::new(),

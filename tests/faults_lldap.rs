@@ -270,3 +270,65 @@ async fn a_permanently_failing_lldap_is_given_up_after_the_configured_attempts()
     );
     assert_eq!(e.d.users().len(), 2, "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_recognised_by_the_marker() {
+    // createUser ran, but its answer was lost: the retry gets LLDAP's UNIQUE error, and paasd
+    // reads the user back (PaasdGetUser). Its own marker makes it paasd's create; a user without
+    // the marker is someone else's and the create fails.
+    use paas_doubles::lldap::AttributeType;
+    use paasd::lldap::client::GraphqlClient;
+    use paasd::lldap::ldap::LdapPasswords;
+    use paasd::lldap::Lldap;
+    use paasd::plan::{Action, Effect};
+    use paasd::secret::{FingerprintKey, Secret};
+    use paasd::spec::MARKER_ATTRIBUTE;
+
+    let e = env().await;
+    e.d.add_user_attribute(MARKER_ATTRIBUTE, AttributeType::String, false)
+        .expect("schema");
+    let mut ours = SeedUser::new("ours", "ours@example.com");
+    ours.attributes
+        .insert(MARKER_ATTRIBUTE.into(), vec!["true".into()]);
+    e.d.seed_user(ours).expect("seed");
+    e.d.seed_user(SeedUser::new("theirs", "theirs@example.com"))
+        .expect("seed");
+    let timeout = Duration::from_secs(5);
+    let backoff = opts(e.dir.path()).backoff;
+    let lldap = Lldap {
+        graphql: GraphqlClient::new(
+            &e.d.http_url(),
+            "admin",
+            Secret::new(ADMIN_PW),
+            timeout,
+            backoff,
+        )
+        .expect("client"),
+        ldap: LdapPasswords::new(
+            &e.d.ldap_url(),
+            e.d.base_dn(),
+            "admin",
+            Secret::new(ADMIN_PW),
+            timeout,
+            backoff,
+        ),
+    };
+    let key = FingerprintKey::load_or_create(e.dir.path()).expect("key");
+    let create = |id: &str| Action::CreateUser {
+        id: id.into(),
+        email: format!("{id}@example.com"),
+        display_name: None,
+        first_name: None,
+        last_name: None,
+        attributes: [(MARKER_ATTRIBUTE.to_string(), vec!["true".to_string()])].into(),
+    };
+    let groups = Default::default();
+    let r = lldap.execute(&create("ours"), &groups, None, &key).await;
+    assert_eq!(r, Ok(Effect::UserCreated { id: "ours".into() }));
+    let r = lldap.execute(&create("theirs"), &groups, None, &key).await;
+    let err = r.expect_err("an unmarked user with that id is not paasd's");
+    assert!(err.contains("UNIQUE"), "{err}");
+    let s = e.d.stats();
+    assert_eq!(s.graphql_operations.get("PaasdGetUser"), Some(&2), "{s:#?}");
+    e.d.assert_no_violations();
+}

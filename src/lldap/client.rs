@@ -295,9 +295,10 @@ pub fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Result<T, LldapError> 
             .collect();
         return Err(LldapError::Graphql(msgs.join("; ")));
     }
+    // `"data": null` deserialises as `None`, like a missing `data`.
     match answer.data {
-        Some(d) if d.get() != "null" => serde_json::from_str(d.get())
+        Some(d) => serde_json::from_str(d.get())
             .map_err(|e| LldapError::Decode(format!("GraphQL answer data: {e}"))),
-        _ => Err(LldapError::Decode("GraphQL answer has no data".into())),
+        None => Err(LldapError::Decode("GraphQL answer has no data".into())),
     }
 }

@@ -54,35 +54,6 @@ const GET_USER: &str = "query PaasdGetUser($id: String!) {
   user(userId: $id) { id attributes { name value } groups { id } }
 }";
 
-fn str_field(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn attributes(v: &Value) -> Attributes {
-    v.get("attributes")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|a| {
-                    let values = a
-                        .get("value")
-                        .and_then(Value::as_array)
-                        .map(|vs| {
-                            vs.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (str_field(a, "name").to_ascii_lowercase(), values)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 // The answer of [`OBSERVE_QUERY`], deserialised straight from the response body.
 
 #[derive(Deserialize)]
@@ -104,6 +75,18 @@ struct ObservedUser {
     attributes: Vec<ObservedAttribute>,
     #[serde(default)]
     groups: Vec<ObservedGroupId>,
+}
+
+/// The answer of [`GET_USER`] (its other fields are not needed).
+#[derive(Deserialize)]
+struct UserAnswer {
+    user: Option<UserAttributes>,
+}
+
+#[derive(Deserialize)]
+struct UserAttributes {
+    #[serde(default)]
+    attributes: Vec<ObservedAttribute>,
 }
 
 #[derive(Deserialize)]
@@ -411,14 +394,15 @@ impl Lldap {
                     // The user exists: created by an earlier attempt whose answer was lost
                     // (paasd creates users with its marker), or by someone else (not ours).
                     Err(e) if is_duplicate(&e.error) => {
-                        let v = self
-                            .call("PaasdGetUser", GET_USER, json!({ "id": id }))
+                        let answer: UserAnswer = self
+                            .graphql
+                            .call_as("PaasdGetUser", GET_USER, json!({ "id": id }))
                             .await
                             .map_err(err)?;
-                        let marked = v
-                            .get("user")
-                            .map(attributes_of)
-                            .is_some_and(|a| a.contains_key(crate::spec::MARKER_ATTRIBUTE));
+                        let marked = answer.user.is_some_and(|u| {
+                            attributes_from(u.attributes)
+                                .contains_key(crate::spec::MARKER_ATTRIBUTE)
+                        });
                         if !marked {
                             return Err(err(e));
                         }
@@ -541,10 +525,6 @@ impl Lldap {
             )),
         }
     }
-}
-
-fn attributes_of(v: &Value) -> Attributes {
-    attributes(v)
 }
 
 fn resolve(group: &GroupRef, created: &HashMap<String, i64>) -> Result<i64, String> {
