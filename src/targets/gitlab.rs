@@ -517,14 +517,7 @@ impl Service for Gitlab {
         if let Some(p) = s.projects_limit {
             fields.insert("projects_limit".to_string(), p.to_string());
         }
-        DesiredAccount {
-            user: user.id.clone(),
-            key: user.id.clone(),
-            enabled: user.enabled,
-            fields,
-            groups: BTreeSet::new(),
-            managed_groups: BTreeSet::new(),
-        }
+        DesiredAccount::of(user, fields)
     }
 
     fn execute<'a>(

@@ -396,14 +396,7 @@ impl Service for Jellyfin {
         if let Some(all) = s.enable_all_folders {
             fields.insert("enableAllFolders".to_string(), flag(all));
         }
-        DesiredAccount {
-            user: user.id.clone(),
-            key: user.id.clone(),
-            enabled: user.enabled,
-            fields,
-            groups: BTreeSet::new(),
-            managed_groups: BTreeSet::new(),
-        }
+        DesiredAccount::of(user, fields)
     }
 
     fn execute<'a>(

@@ -472,12 +472,9 @@ impl Service for Mailcow {
             fields.insert("quota".to_string(), q.to_string());
         }
         DesiredAccount {
-            user: user.id.clone(),
             key: format!("{}@{}", user.id.to_ascii_lowercase(), self.domain),
             enabled: user.enabled && s.active.unwrap_or(true),
-            fields,
-            groups: BTreeSet::new(),
-            managed_groups: BTreeSet::new(),
+            ..DesiredAccount::of(user, fields)
         }
     }
 

@@ -63,6 +63,20 @@ pub struct DesiredAccount {
     pub managed_groups: BTreeSet<String>,
 }
 
+impl DesiredAccount {
+    /// `user`'s account keyed by its id, enabled as the user is, with `fields` and no group
+    /// memberships: the common shape, which backends adjust with struct update syntax.
+    pub fn of(user: &ServiceUser, fields: BTreeMap<String, String>) -> Self {
+        DesiredAccount {
+            user: user.id.clone(),
+            key: user.id.clone(),
+            enabled: user.enabled,
+            fields,
+            ..DesiredAccount::default()
+        }
+    }
+}
+
 /// A paasd user as the services see it: from the spec, or (for members of a service's LLDAP
 /// access groups) from LLDAP.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -672,12 +672,9 @@ impl Service for Nextcloud {
         managed_groups.extend(self.managed.iter().cloned());
         managed_groups.insert("admin".to_string());
         DesiredAccount {
-            user: user.id.clone(),
-            key: user.id.clone(),
-            enabled: user.enabled,
-            fields,
             groups,
             managed_groups,
+            ..DesiredAccount::of(user, fields)
         }
     }
 

@@ -321,12 +321,8 @@ impl Service for Vaultwarden {
 
     fn desired(&self, user: &ServiceUser) -> DesiredAccount {
         DesiredAccount {
-            user: user.id.clone(),
             key: user.email.trim().to_ascii_lowercase(),
-            enabled: user.enabled,
-            fields: BTreeMap::new(),
-            groups: BTreeSet::new(),
-            managed_groups: BTreeSet::new(),
+            ..DesiredAccount::of(user, BTreeMap::new())
         }
     }
 
