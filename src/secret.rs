@@ -1,26 +1,29 @@
 //! Secrets: reading password files safely, and keyed fingerprints of applied passwords.
 //!
 //! A [`Secret`] never prints its value (`Debug`/`Display` show `<redacted>`), so it cannot end
-//! up in a log line or an error message by accident. What paasd remembers of an applied
-//! password is an HMAC-SHA256 of it under a random per-host key kept 0600 in the state dir —
-//! never the password, never a plain hash that could be brute-forced offline without the key.
+//! up in a log line or an error message by accident, and its bytes are zeroed when it is dropped.
+//! What paasd remembers of an applied password is an HMAC-SHA256 of it under a random per-host
+//! key kept 0600 in the state dir — never the password, never a plain hash that could be
+//! brute-forced offline without the key.
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
-/// A secret value. Its `Debug` and `Display` never show the value.
+use crate::core::id::ServiceKind;
+
+/// A secret value. Its `Debug` and `Display` never show the value; its memory is zeroed on drop.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(Zeroizing::new(value.into()))
     }
     /// The value, for the one place that must send it.
     pub fn expose(&self) -> &str {
@@ -37,18 +40,6 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // Best effort: overwrite the bytes before the allocation is freed.
-        // SAFETY: writing zero bytes keeps the String valid UTF-8.
-        unsafe {
-            for b in self.0.as_bytes_mut() {
-                std::ptr::write_volatile(b, 0);
-            }
-        }
     }
 }
 
@@ -108,8 +99,8 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
             mode,
         });
     }
-    let bytes = fs::read(path).map_err(read_err)?;
-    let mut text = String::from_utf8(bytes).map_err(|_| SecretError::NotUtf8 {
+    let bytes = Zeroizing::new(fs::read(path).map_err(read_err)?);
+    let mut text = String::from_utf8(bytes.to_vec()).map_err(|_| SecretError::NotUtf8 {
         path: path.to_path_buf(),
     })?;
     if text.ends_with('\n') {
@@ -123,12 +114,12 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
             path: path.to_path_buf(),
         });
     }
-    Ok(Secret(text))
+    Ok(Secret::new(text))
 }
 
 /// The per-host key for password fingerprints.
 #[derive(Clone)]
-pub struct FingerprintKey([u8; 32]);
+pub struct FingerprintKey(Zeroizing<[u8; 32]>);
 
 impl fmt::Debug for FingerprintKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,49 +130,62 @@ impl fmt::Debug for FingerprintKey {
 impl FingerprintKey {
     /// Loads `<state_dir>/fingerprint.key`, creating it (32 random bytes, mode 0600) if absent.
     pub fn load_or_create(state_dir: &Path) -> Result<Self, SecretError> {
-        let path = state_dir.join("fingerprint.key");
-        match fs::read(&path) {
-            Ok(bytes) if bytes.len() == 32 => {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(&bytes);
-                return Ok(FingerprintKey(k));
-            }
-            Ok(_) => {} // damaged: replace it (every password is verified once more)
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(SecretError::Read { path, source }),
+        let path = state_dir.join(KEY_FILE);
+        if let Some(k) = Self::read(&path)? {
+            return Ok(k);
         }
-        let mut k = [0u8; 32];
-        getrandom::getrandom(&mut k).map_err(|e| SecretError::Write {
+        // Absent or damaged: a new key (every password is verified once more).
+        let mut k = Zeroizing::new([0u8; 32]);
+        getrandom::getrandom(k.as_mut()).map_err(|e| SecretError::Write {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let write = |p: &Path| -> std::io::Result<()> {
-            let tmp = p.with_extension("key.tmp");
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&k)?;
-            f.sync_all()?;
-            fs::rename(&tmp, p)
-        };
-        write(&path).map_err(|source| SecretError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        crate::atomic_file::write(&path, k.as_ref())
+            .map_err(|source| SecretError::Write { path, source })?;
         Ok(FingerprintKey(k))
+    }
+
+    /// The key of `<state_dir>` for a run that writes nothing: the existing key, or a random one
+    /// kept in memory only (every enforced password then shows as "to verify", which is the
+    /// truth when paasd never recorded one).
+    pub fn load_or_ephemeral(state_dir: &Path) -> Self {
+        match Self::read(&state_dir.join(KEY_FILE)) {
+            Ok(Some(k)) => k,
+            _ => {
+                let mut k = Zeroizing::new([0u8; 32]);
+                // Without randomness the key is all zeroes: fingerprints then match nothing
+                // recorded under the real key either, which is all this key is for.
+                let _ = getrandom::getrandom(k.as_mut());
+                FingerprintKey(k)
+            }
+        }
+    }
+
+    fn read(path: &Path) -> Result<Option<Self>, SecretError> {
+        match fs::read(path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let bytes = Zeroizing::new(bytes);
+                let mut k = Zeroizing::new([0u8; 32]);
+                k.copy_from_slice(&bytes);
+                Ok(Some(FingerprintKey(k)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SecretError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 
     /// A key for tests and benchmarks.
     pub fn from_bytes(k: [u8; 32]) -> Self {
-        FingerprintKey(k)
+        FingerprintKey(Zeroizing::new(k))
     }
 
     /// HMAC-SHA256(key, scope ‖ 0x00 ‖ secret), hex. `scope` binds it to one user and target.
     pub fn fingerprint(&self, scope: &str, secret: &Secret) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(scope.as_bytes());
         mac.update(&[0]);
@@ -190,12 +194,40 @@ impl FingerprintKey {
     }
 }
 
+/// The file of the fingerprint key in the state directory.
+pub const KEY_FILE: &str = "fingerprint.key";
+
 /// Length of generated passwords: 24 characters of `[A-Za-z0-9]` ≈ 143 bits.
 pub const GENERATED_LEN: usize = 24;
 
+/// A new random password from the OS CSPRNG: [`GENERATED_LEN`] characters of `[A-Za-z0-9]`,
+/// with at least one upper-case letter, one lower-case letter and one digit (what services'
+/// password policies ask for). The one password generator of paasd.
+pub fn generate_password() -> Result<Secret, getrandom::Error> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    loop {
+        let mut out = Zeroizing::new(String::with_capacity(GENERATED_LEN));
+        let mut buf = Zeroizing::new([0u8; 64]);
+        while out.len() < GENERATED_LEN {
+            getrandom::getrandom(buf.as_mut())?;
+            // Rejection sampling: 248 = 4 × 62 keeps the distribution uniform.
+            for &b in buf.iter() {
+                if b < 248 && out.len() < GENERATED_LEN {
+                    out.push(ALPHABET[(b % 62) as usize] as char);
+                }
+            }
+        }
+        let has = |f: fn(&char) -> bool| out.chars().any(|c| f(&c));
+        if has(char::is_ascii_uppercase) && has(char::is_ascii_lowercase) && has(char::is_ascii_digit)
+        {
+            return Ok(Secret(out));
+        }
+    }
+}
+
 /// The path of the generated password of `user` in `service`.
-pub fn generated_path(state_dir: &Path, service: &str, user: &str) -> PathBuf {
-    state_dir.join("generated").join(service).join(user)
+pub fn generated_path(state_dir: &Path, service: ServiceKind, user: &str) -> PathBuf {
+    state_dir.join("generated").join(service.name()).join(user)
 }
 
 /// The generated password of `user` in `service`: read from `<state_dir>/generated/<service>/<user>`
@@ -203,7 +235,7 @@ pub fn generated_path(state_dir: &Path, service: &str, user: &str) -> PathBuf {
 /// OS CSPRNG and stored first. `Ok(None)`: absent and not created (plan mode).
 pub fn generated_password(
     state_dir: &Path,
-    service: &str,
+    service: ServiceKind,
     user: &str,
     create: bool,
 ) -> Result<Option<Secret>, SecretError> {
@@ -216,35 +248,12 @@ pub fn generated_password(
     if !create {
         return Ok(None);
     }
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(GENERATED_LEN);
-    let mut buf = [0u8; 64];
-    while out.len() < GENERATED_LEN {
-        getrandom::getrandom(&mut buf).map_err(|e| SecretError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        // Rejection sampling: 248 = 4 × 62 keeps the distribution uniform.
-        for b in buf {
-            if b < 248 && out.len() < GENERATED_LEN {
-                out.push(ALPHABET[(b % 62) as usize] as char);
-            }
-        }
-    }
     let werr = |source| SecretError::Write {
         path: path.clone(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(werr)?;
-    }
-    let secret = Secret(out);
-    let dir = path.parent().unwrap_or(state_dir).to_path_buf();
-    crate::state::write_atomic(&dir, &path, secret.expose().as_bytes()).map_err(werr)?;
+    let secret = generate_password().map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+    crate::atomic_file::write(&path, secret.expose().as_bytes()).map_err(werr)?;
     Ok(Some(secret))
 }
 
@@ -308,23 +317,26 @@ mod tests {
     #[test]
     fn generated_passwords_are_random_stored_0600_and_stable() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert!(generated_password(d.path(), "nextcloud", "alice", false)
+        assert!(generated_password(d.path(), ServiceKind::Nextcloud, "alice", false)
             .expect("read")
             .is_none());
-        let a = generated_password(d.path(), "nextcloud", "alice", true)
+        let a = generated_password(d.path(), ServiceKind::Nextcloud, "alice", true)
             .expect("create")
             .expect("some");
         assert_eq!(a.expose().len(), GENERATED_LEN);
         assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));
-        let again = generated_password(d.path(), "nextcloud", "alice", true)
+        assert!(a.expose().chars().any(|c| c.is_ascii_uppercase()));
+        assert!(a.expose().chars().any(|c| c.is_ascii_lowercase()));
+        assert!(a.expose().chars().any(|c| c.is_ascii_digit()));
+        let again = generated_password(d.path(), ServiceKind::Nextcloud, "alice", true)
             .expect("read")
             .expect("some");
         assert_eq!(a, again, "stored, not regenerated");
-        let b = generated_password(d.path(), "gitlab", "alice", true)
+        let b = generated_password(d.path(), ServiceKind::Gitlab, "alice", true)
             .expect("create")
             .expect("some");
         assert_ne!(a, b, "unique per service");
-        let p = generated_path(d.path(), "nextcloud", "alice");
+        let p = generated_path(d.path(), ServiceKind::Nextcloud, "alice");
         assert_eq!(
             fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
             0o600

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use paasd::daemon::{self, core_engine::CoreEngine, dbus::Bus, logging::LogFormat};
+use paasd::daemon::{self, dbus::Bus, logging::LogFormat, reconciler::Engine};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         let signals = daemon::Signals::from_os()?;
         tracing::info!(version = env!("CARGO_PKG_VERSION"), spec = %cfg.spec_path.display(),
             state_dir = %cfg.state_dir.display(), "paasd starting");
-        daemon::run(Arc::new(CoreEngine), cfg, signals).await
+        daemon::run(Arc::new(Engine), cfg, signals).await
     });
     match result {
         Ok(()) => {

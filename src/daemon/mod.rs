@@ -1,19 +1,16 @@
 //! `paasd`, the long-running service: it keeps the targets reconciled with the spec.
 //!
-//! The loop is glue: it decides *when* to run the core (start, spec change, SIGHUP, D-Bus
+//! The loop is glue: it decides *when* to run the engine (start, spec change, SIGHUP, D-Bus
 //! request, periodic resync) and reports *what happened* (sd_notify `STATUS=`, D-Bus, logs).
-//! Observing, planning and applying are the core's ([`engine::Engine`]).
+//! Observing, planning and applying are the engine's ([`reconciler::Reconciler`]).
 //!
 //! Triggers that arrive while a run is in progress coalesce into one follow-up run. An invalid
 //! spec never stops the daemon: the last good spec stays in force and the problems are shown.
 
-pub mod clock;
-pub mod core_engine;
-pub mod ctl;
 pub mod dbus;
-pub mod engine;
 pub mod logging;
 pub mod notify;
+pub mod reconciler;
 pub mod status;
 pub mod watch;
 
@@ -21,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
 use rand::Rng as _;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
@@ -30,9 +26,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::dbus::{Bus, Reply, Request, RequestError};
-use self::engine::{Engine, RunOptions, RunReport};
 use self::notify::Notifier;
+use self::reconciler::Reconciler;
 use self::status::Status;
+use crate::backoff::Backoff;
+use crate::engine::{Options, Report};
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -96,14 +94,14 @@ enum Reload {
 }
 
 struct Running {
-    handle: JoinHandle<RunReport>,
+    handle: JoinHandle<Report>,
     cancel: CancellationToken,
     waiters: Vec<Reply>,
     generation: u64,
     started: Instant,
 }
 
-struct Daemon<E: Engine> {
+struct Daemon<E: Reconciler> {
     engine: Arc<E>,
     cfg: Config,
     notifier: Notifier,
@@ -130,7 +128,7 @@ fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
 }
 
 /// Run the daemon until SIGTERM. Returns after the running reconcile (if any) stopped cleanly.
-pub async fn run<E: Engine>(
+pub async fn run<E: Reconciler>(
     engine: Arc<E>,
     cfg: Config,
     mut signals: Signals,
@@ -142,7 +140,7 @@ pub async fn run<E: Engine>(
     // (1 s doubling, up to a minute); reconciling does not wait for it.
     let api_status = status.clone();
     let api = move || dbus::Api::new(req_tx.clone(), api_status.clone());
-    let mut dbus_retry = None;
+    let mut dbus_retry: Option<DbusRetry> = None;
     let conn = match dbus::serve(&cfg.bus, api()).await {
         Ok(Some(c)) => {
             tracing::info!(bus = %cfg.bus, name = dbus::NAME, "D-Bus API ready");
@@ -254,7 +252,7 @@ pub async fn run<E: Engine>(
     }
 }
 
-/// When to try to serve the D-Bus API again.
+/// When to try to serve the D-Bus API again: 1 s, doubling, up to a minute.
 struct DbusRetry {
     at: Instant,
     delay: Duration,
@@ -262,32 +260,31 @@ struct DbusRetry {
 }
 
 impl DbusRetry {
-    const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(60);
+    const SCHEDULE: Backoff = Backoff::schedule(Duration::from_secs(1), Duration::from_secs(60));
 
     fn first() -> Self {
+        let delay = Self::SCHEDULE.delay(1);
         DbusRetry {
-            at: Instant::now() + Self::FIRST,
-            delay: Self::FIRST,
+            at: Instant::now() + delay,
+            delay,
             attempts: 1,
         }
     }
 
     fn failed(&mut self) {
         self.attempts += 1;
-        self.delay = (self.delay * 2).min(Self::MAX);
+        self.delay = Self::SCHEDULE.delay(self.attempts);
         self.at = Instant::now() + self.delay;
     }
 }
 
-/// When to run again after `failed_runs` runs in a row ended with failures (0: the resync).
+/// When to run again after `failed_runs` runs in a row ended with failures (0: the resync):
+/// 30 s, doubling, up to the resync interval.
 fn retry_delay(failed_runs: u32, resync: Duration) -> Duration {
     if failed_runs == 0 {
         return resync;
     }
-    let backoff =
-        Duration::from_secs(30).saturating_mul(1 << failed_runs.min(16).saturating_sub(1));
-    backoff.min(resync)
+    Backoff::schedule(Duration::from_secs(30), resync).delay(failed_runs)
 }
 
 /// `base` ± 10 %.
@@ -295,7 +292,7 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::thread_rng().gen_range(0.9..=1.1))
 }
 
-impl<E: Engine> Daemon<E> {
+impl<E: Reconciler> Daemon<E> {
     fn line(&self) -> String {
         lock(&self.status).line()
     }
@@ -329,16 +326,16 @@ impl<E: Engine> Daemon<E> {
                 }
                 self.generation =
                     next_generation(&self.cfg.state_dir, &fingerprint, self.generation);
-                let users = self.engine.users(&spec);
-                let targets = self.engine.targets(&spec);
+                let expected = self.engine.expected(&spec);
+                let targets: Vec<&str> = expected.targets.iter().map(|t| t.name()).collect();
                 tracing::info!(
                     paas_generation = self.generation,
                     spec = %path.display(),
-                    users = users.len(),
+                    users = expected.users.len(),
                     targets = %targets.join(","),
                     "loaded spec"
                 );
-                lock(&self.status).set_spec(self.generation, &users, &targets);
+                lock(&self.status).set_spec(self.generation, &expected);
                 self.spec = Some(spec);
                 Reload::Changed
             }
@@ -367,14 +364,12 @@ impl<E: Engine> Daemon<E> {
         }
     }
 
-    fn options(&self, cancel: CancellationToken, verify_passwords: bool) -> RunOptions {
-        RunOptions {
-            state_dir: self.cfg.state_dir.clone(),
-            generation: self.generation,
-            verify_passwords,
-            force: false,
-            cancel,
-        }
+    fn options(&self, cancel: CancellationToken, verify_passwords: bool) -> Options {
+        let mut o = Options::new(self.cfg.state_dir.clone());
+        o.generation = self.generation;
+        o.verify_passwords = verify_passwords;
+        o.cancel = cancel;
+        o
     }
 
     /// Start the pending run if nothing is running.
@@ -428,38 +423,40 @@ impl<E: Engine> Daemon<E> {
         self.notifier.status(&line);
     }
 
-    async fn finish(&mut self, report: Option<RunReport>) {
+    async fn finish(&mut self, report: Option<Report>) {
         let Some(run) = self.running.take() else {
             return;
         };
-        let report = report.unwrap_or_else(|| failed_report("the reconcile task panicked"));
+        let report = report.unwrap_or_else(|| failed_report(run.generation));
         let elapsed = run.started.elapsed();
         {
             let mut s = lock(&self.status);
             s.running = false;
             s.apply_report(&report, SystemTime::now());
         }
+        let mut summary = report.summary_line();
+        if report.cancelled {
+            summary.push_str(" (cancelled)");
+        }
         if report.has_failures() {
             tracing::warn!(
                 paas_generation = run.generation,
                 elapsed_ms = elapsed.as_millis() as u64,
-                "reconcile finished with failures: {}",
-                report.summary
+                "reconcile finished with failures: {summary}"
             );
         } else {
             tracing::info!(
                 paas_generation = run.generation,
                 elapsed_ms = elapsed.as_millis() as u64,
-                "reconcile finished: {}",
-                report.summary
+                "reconcile finished: {summary}"
             );
         }
         let answer = serde_json::json!({
             "generation": run.generation,
-            "summary": report.summary,
+            "summary": summary,
             "failed": report.has_failures(),
             "specError": self.spec_error,
-            "report": report.detail,
+            "report": report,
         })
         .to_string();
         for w in run.waiters {
@@ -482,7 +479,7 @@ impl<E: Engine> Daemon<E> {
             self.notifier.ready(&line);
             self.ready_sent = true;
         }
-        self.announce(Some(&report.summary)).await;
+        self.announce(Some(&summary)).await;
     }
 
     async fn request(&mut self, req: Request) {
@@ -522,18 +519,16 @@ impl<E: Engine> Daemon<E> {
                 let generation = self.generation;
                 let spec_error = self.spec_error.clone();
                 tokio::spawn(async move {
-                    let answer = match engine.plan(spec, opts).await {
-                        Ok(p) => Ok(serde_json::json!({
-                            "generation": generation,
-                            "specError": spec_error,
-                            "empty": p.empty,
-                            "text": p.text,
-                            "plan": p.plan,
-                        })
-                        .to_string()),
-                        Err(e) => Err(RequestError::Failed(e)),
-                    };
-                    let _ = reply.send(answer);
+                    let p = engine.plan(spec, opts).await;
+                    let answer = serde_json::json!({
+                        "generation": generation,
+                        "specError": spec_error,
+                        "empty": p.is_empty(),
+                        "text": p.to_string(),
+                        "plan": p,
+                    })
+                    .to_string();
+                    let _ = reply.send(Ok(answer));
                 });
             }
         }
@@ -562,14 +557,13 @@ impl<E: Engine> Daemon<E> {
     }
 }
 
-fn failed_report(msg: &str) -> RunReport {
-    RunReport {
-        summary: format!("reconcile failed: {msg}"),
-        failed: 1,
-        objects: Vec::new(),
-        targets: Vec::new(),
-        detail: serde_json::json!({ "error": msg }),
-    }
+/// The report of a run whose task did not come back (it panicked).
+fn failed_report(generation: u64) -> Report {
+    let mut r = Report::new(generation);
+    r.failed = 1;
+    r.warnings
+        .push("the reconcile task panicked; see the journal".into());
+    r
 }
 
 /// Spec generations are numbered across restarts: `<state_dir>/generation` holds the number and
@@ -588,23 +582,10 @@ fn next_generation(state_dir: &std::path::Path, fingerprint: &str, current: u64)
         return stored_n;
     }
     let n = stored_n.max(current) + 1;
-    if let Err(e) = write_atomic(&file, format!("{n} {fingerprint}\n").as_bytes()) {
+    if let Err(e) = crate::atomic_file::write(&file, format!("{n} {fingerprint}\n").as_bytes()) {
         tracing::warn!(file = %file.display(), error = %e, "cannot record the spec generation");
     }
     n
-}
-
-fn write_atomic(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().context("no parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
 }
 
 /// SHA-256 of a byte string, hex (fingerprints of specs).

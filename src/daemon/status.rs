@@ -1,20 +1,23 @@
 //! What the daemon knows about each user in each target, for `Status()`, `paasctl status` and the
-//! one-line `STATUS=` of `systemctl status`.
+//! one-line `STATUS=` of `systemctl status`. Folded from the engine's reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::clock::{local_hhmm, rfc3339};
-use super::engine::{ObjectKind, Outcome, RunReport};
+use super::reconciler::Expected;
+use crate::clock::{local_hhmm, rfc3339};
+use crate::core::id::TargetId;
+use crate::core::plan::ObjectKind;
+use crate::engine::report::{Outcome, Report, TargetState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum State {
     /// Reconciled: the target matches the spec.
     Ok,
-    /// Not reconciled yet with this spec (new user, or skipped).
+    /// Not reconciled yet with this spec (new user, skipped, or the target is not ready).
     Pending,
     /// The last attempt failed.
     Failed,
@@ -31,11 +34,26 @@ pub struct Entry {
     pub last_error: Option<String>,
 }
 
+impl Entry {
+    fn pending() -> Entry {
+        Entry {
+            state: State::Pending,
+            last_change: None,
+            last_run: None,
+            last_error: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetStatus {
+    /// The last run applied it and every object succeeded (`None`: no run yet).
     pub ok: Option<bool>,
+    pub state: Option<TargetState>,
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The daemon's status, serialised as the JSON of `Status()`.
@@ -50,9 +68,10 @@ pub struct Status {
     pub last_run: Option<String>,
     pub last_result: String,
     pub next_resync: Option<String>,
-    pub targets: BTreeMap<String, TargetStatus>,
-    /// user id → target → entry
-    pub users: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// Every configured target, in the order they run.
+    pub targets: BTreeMap<TargetId, TargetStatus>,
+    /// user id → target → entry (only the targets the user is provisioned in).
+    pub users: BTreeMap<String, BTreeMap<TargetId, Entry>>,
     #[serde(skip)]
     next_resync_at: Option<SystemTime>,
 }
@@ -78,60 +97,61 @@ impl Status {
         self.next_resync = Some(rfc3339(at));
     }
 
-    /// A new spec generation: users that left disappear, new users are pending.
-    pub fn set_spec(&mut self, generation: u64, users: &[String], targets: &[String]) {
+    /// A new spec generation: users and targets that left disappear, new ones are pending.
+    pub fn set_spec(&mut self, generation: u64, expected: &Expected) {
         self.generation = generation;
-        self.users.retain(|u, _| users.contains(u));
-        self.targets.retain(|t, _| targets.contains(t));
-        for t in targets {
-            self.targets.entry(t.clone()).or_insert(TargetStatus {
+        self.targets.retain(|t, _| expected.targets.contains(t));
+        for t in &expected.targets {
+            self.targets.entry(*t).or_insert(TargetStatus {
                 ok: None,
+                state: None,
                 error: None,
+                notes: Vec::new(),
             });
         }
-        for u in users {
+        self.users.retain(|u, _| expected.users.contains_key(u));
+        for (u, targets) in &expected.users {
             let row = self.users.entry(u.clone()).or_default();
             row.retain(|t, _| targets.contains(t));
             for t in targets {
-                row.entry(t.clone()).or_insert(Entry {
-                    state: State::Pending,
-                    last_change: None,
-                    last_run: None,
-                    last_error: None,
-                });
+                row.entry(*t).or_insert_with(Entry::pending);
             }
         }
     }
 
     /// Fold the result of a run in.
-    pub fn apply_report(&mut self, report: &RunReport, now: SystemTime) {
+    pub fn apply_report(&mut self, report: &Report, now: SystemTime) {
         let ts = rfc3339(now);
         self.last_run = Some(ts.clone());
-        self.last_result = report.summary.clone();
+        self.last_result = report.summary_line();
+        if report.cancelled {
+            self.last_result.push_str(" (cancelled)");
+        }
         for t in &report.targets {
             self.targets.insert(
-                t.target.clone(),
+                t.target,
                 TargetStatus {
                     ok: Some(t.ok),
+                    state: Some(t.state),
                     error: t.error.clone(),
+                    notes: t.notes.clone(),
                 },
             );
         }
-        let mut seen: BTreeMap<(String, String), ()> = BTreeMap::new();
+        let mut mentioned: BTreeSet<(TargetId, &str)> = BTreeSet::new();
         for o in report.objects.iter().filter(|o| o.kind == ObjectKind::User) {
-            let Some(entry) = self
+            mentioned.insert((o.target, &o.name));
+            let entry = self
                 .users
-                .get_mut(&o.name)
-                .and_then(|row| row.get_mut(&o.target))
-            else {
-                continue; // a removed user: it is no longer shown
-            };
-            seen.insert((o.name.clone(), o.target.clone()), ());
+                .entry(o.name.clone())
+                .or_default()
+                .entry(o.target)
+                .or_insert_with(Entry::pending);
             let (state, changed) = match o.outcome {
                 Outcome::Created | Outcome::Updated | Outcome::Deleted => (State::Ok, true),
                 Outcome::Unchanged => (State::Ok, false),
                 Outcome::Failed => (State::Failed, false),
-                Outcome::Skipped => (State::Pending, false),
+                Outcome::Skipped | Outcome::Pending => (State::Pending, false),
             };
             if changed || entry.state != state {
                 entry.last_change = Some(ts.clone());
@@ -140,34 +160,21 @@ impl Status {
             entry.last_run = Some(ts.clone());
             entry.last_error = match o.outcome {
                 Outcome::Failed => Some(o.error.clone().unwrap_or_else(|| "failed".into())),
-                Outcome::Skipped => o.error.clone(),
+                Outcome::Skipped | Outcome::Pending => o.error.clone(),
                 _ => None,
             };
         }
-        // A target that failed as a whole (unreachable, login refused) fails its users that the
-        // report did not mention.
-        for t in report.targets.iter().filter(|t| !t.ok) {
-            for (user, row) in self.users.iter_mut() {
-                if seen.contains_key(&(user.clone(), t.target.clone())) {
-                    continue;
-                }
-                if let Some(entry) = row.get_mut(&t.target) {
-                    if entry.state != State::Failed {
-                        entry.last_change = Some(ts.clone());
-                    }
-                    entry.state = State::Failed;
-                    entry.last_run = Some(ts.clone());
-                    entry.last_error = Some(
-                        t.error
-                            .clone()
-                            .unwrap_or_else(|| format!("{} failed", t.target)),
-                    );
-                }
-            }
+        // A target that ran reported every user it provisions: a user it did not mention is
+        // not provisioned there (any more), and a user left without any target leaves.
+        let ran: BTreeSet<TargetId> = report.targets.iter().map(|t| t.target).collect();
+        for (user, row) in self.users.iter_mut() {
+            row.retain(|t, _| !ran.contains(t) || mentioned.contains(&(*t, user.as_str())));
         }
+        self.users.retain(|_, row| !row.is_empty());
     }
 
-    /// One line for `STATUS=`: "42 users in sync · lldap: 1 failed (alice: …) · next resync 12:40".
+    /// One line for `STATUS=`: "3/4 users in sync · nextcloud: waiting for nextcloud: … ·
+    /// lldap: 1 failed (alice: …) · next resync 12:40".
     pub fn line(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
         if self.generation == 0 {
@@ -184,24 +191,30 @@ impl Status {
             } else {
                 parts.push(format!("{in_sync}/{total} users in sync"));
             }
+            let mut whole_target_problem = false;
             for (target, ts) in &self.targets {
+                if matches!(ts.state, Some(TargetState::Waiting | TargetState::Failed)) {
+                    whole_target_problem = true;
+                    parts.push(format!(
+                        "{target}: {}",
+                        shorten(ts.error.as_deref().unwrap_or("failed"), 80)
+                    ));
+                    continue;
+                }
                 let failed: Vec<(&String, &Entry)> = self
                     .users
                     .iter()
                     .filter_map(|(u, row)| row.get(target).map(|e| (u, e)))
                     .filter(|(_, e)| e.state == State::Failed)
                     .collect();
-                if ts.ok == Some(false) && failed.len() == self.users.len() {
-                    parts.push(format!(
-                        "{target}: {}",
-                        shorten(ts.error.as_deref().unwrap_or("failed"), 80)
-                    ));
-                } else if let Some((user, e)) = failed.first() {
+                if let Some((user, e)) = failed.first() {
                     parts.push(format!(
                         "{target}: {} failed ({user}: {})",
                         failed.len(),
                         shorten(e.last_error.as_deref().unwrap_or("failed"), 60)
                     ));
+                } else if let (Some(false), Some(err)) = (ts.ok, &ts.error) {
+                    parts.push(format!("{target}: {}", shorten(err, 80)));
                 }
             }
             let pending = self
@@ -209,7 +222,7 @@ impl Status {
                 .values()
                 .filter(|row| row.values().any(|e| e.state == State::Pending))
                 .count();
-            if pending > 0 && !self.running {
+            if pending > 0 && !self.running && !whole_target_problem {
                 parts.push(format!("{pending} pending"));
             }
         }
@@ -246,91 +259,123 @@ fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::engine::{ObjectResult, TargetResult};
+    use crate::core::id::ServiceKind;
+    use crate::engine::report::TargetReport;
 
-    fn report(objects: Vec<ObjectResult>, targets: Vec<TargetResult>) -> RunReport {
-        RunReport {
-            summary: "s".into(),
-            failed: objects
-                .iter()
-                .filter(|o| o.outcome == Outcome::Failed)
-                .count(),
-            objects,
-            targets,
-            detail: serde_json::Value::Null,
+    const NC: TargetId = TargetId::Service(ServiceKind::Nextcloud);
+
+    fn target(t: TargetId, state: TargetState, error: Option<&str>) -> TargetReport {
+        TargetReport {
+            target: t,
+            ok: state == TargetState::Applied && error.is_none(),
+            state,
+            error: error.map(Into::into),
+            notes: Vec::new(),
+            requests: 0,
+            ldap_binds: 0,
+            passwords_written: 0,
+            duration_ms: 0,
         }
     }
 
-    fn obj(name: &str, outcome: Outcome, error: Option<&str>) -> ObjectResult {
-        ObjectResult {
-            target: "lldap".into(),
-            kind: ObjectKind::User,
-            name: name.into(),
-            outcome,
-            error: error.map(Into::into),
+    fn report(objects: &[(TargetId, &str, Outcome, Option<&str>)], targets: Vec<TargetReport>) -> Report {
+        let mut r = Report::new(1);
+        for (t, name, outcome, error) in objects {
+            r.push(*t, ObjectKind::User, name.to_string(), *outcome, None, error.map(Into::into));
+        }
+        r.targets = targets;
+        r
+    }
+
+    fn expected(users: &[(&str, &[TargetId])], targets: &[TargetId]) -> Expected {
+        Expected {
+            targets: targets.to_vec(),
+            users: users
+                .iter()
+                .map(|(u, t)| (u.to_string(), t.to_vec()))
+                .collect(),
         }
     }
 
     #[test]
     fn line_counts_users_and_names_a_failure() {
         let mut s = Status::new("/etc/paas/spec.json".into());
-        s.set_spec(1, &["alice".into(), "bob".into()], &["lldap".into()]);
-        assert!(s.line().starts_with("0/2 users in sync · 2 pending"));
+        let l = TargetId::Lldap;
+        s.set_spec(1, &expected(&[("alice", &[l]), ("bob", &[l])], &[l]));
+        assert!(s.line().starts_with("0/2 users in sync · 2 pending"), "{}", s.line());
         s.apply_report(
             &report(
-                vec![
-                    obj("alice", Outcome::Failed, Some("503 Service Unavailable")),
-                    obj("bob", Outcome::Created, None),
+                &[
+                    (l, "alice", Outcome::Failed, Some("503 Service Unavailable")),
+                    (l, "bob", Outcome::Created, None),
                 ],
-                vec![TargetResult {
-                    target: "lldap".into(),
-                    ok: true,
-                    error: None,
-                }],
+                vec![target(l, TargetState::Applied, None)],
             ),
             SystemTime::now(),
         );
         let line = s.line();
         assert!(
-            line.starts_with(
-                "1/2 users in sync · lldap: 1 failed (alice: 503 Service Unavailable)"
-            ),
+            line.starts_with("1/2 users in sync · lldap: 1 failed (alice: 503 Service Unavailable)"),
             "{line}"
         );
-        assert_eq!(s.users["bob"]["lldap"].state, State::Ok);
-        assert!(s.users["bob"]["lldap"].last_change.is_some());
+        assert_eq!(s.users["bob"][&l].state, State::Ok);
+        assert!(s.users["bob"][&l].last_change.is_some());
     }
 
     #[test]
-    fn an_unreachable_target_fails_everyone_and_a_spec_error_shows() {
+    fn a_service_that_is_down_shows_in_the_line_and_per_user() {
         let mut s = Status::new("p".into());
-        s.set_spec(3, &["alice".into()], &["lldap".into()]);
+        let l = TargetId::Lldap;
+        s.set_spec(3, &expected(&[("alice", &[l, NC]), ("bob", &[l])], &[l, NC]));
+        let waiting = "waiting for nextcloud: cannot reach nextcloud at http://n: connection refused";
         s.apply_report(
             &report(
-                vec![],
-                vec![TargetResult {
-                    target: "lldap".into(),
-                    ok: false,
-                    error: Some("connection refused".into()),
-                }],
+                &[
+                    (l, "alice", Outcome::Unchanged, None),
+                    (l, "bob", Outcome::Unchanged, None),
+                    (NC, "alice", Outcome::Pending, Some(waiting)),
+                ],
+                vec![
+                    target(l, TargetState::Applied, None),
+                    target(NC, TargetState::Waiting, Some(waiting)),
+                ],
             ),
             SystemTime::now(),
         );
-        s.spec_error = Some("users.alice.email: not an e-mail address\nusers.bob: x".into());
         let line = s.line();
-        assert!(line.contains("lldap: connection refused"), "{line}");
+        assert!(line.starts_with("1/2 users in sync · nextcloud: waiting for nextcloud"), "{line}");
+        assert_eq!(s.users["alice"][&NC].state, State::Pending);
+        assert_eq!(s.users["alice"][&NC].last_error.as_deref(), Some(waiting));
+        assert!(!s.users["bob"].contains_key(&NC), "bob is not provisioned in nextcloud");
+        s.spec_error = Some("users.alice.email: not an e-mail address\nusers.bob: x".into());
         assert!(
-            line.contains("spec invalid: users.alice.email: not an e-mail address (+1 more)"),
-            "{line}"
+            s.line().contains("spec invalid: users.alice.email: not an e-mail address (+1 more)"),
+            "{}",
+            s.line()
         );
-        assert_eq!(s.users["alice"]["lldap"].state, State::Failed);
     }
 
     #[test]
-    fn users_leaving_the_spec_leave_the_status() {
+    fn group_members_appear_and_users_leaving_the_spec_leave_the_status() {
         let mut s = Status::new("p".into());
-        s.set_spec(1, &["alice".into(), "bob".into()], &["lldap".into()]);
-        s.set_spec(2, &["alice".into()], &["lldap".into()]);
+        let l = TargetId::Lldap;
+        s.set_spec(1, &expected(&[("alice", &[l]), ("bob", &[l])], &[l, NC]));
+        s.apply_report(
+            &report(
+                &[
+                    (l, "alice", Outcome::Unchanged, None),
+                    (l, "bob", Outcome::Unchanged, None),
+                    (NC, "zoe", Outcome::Created, None),
+                ],
+                vec![
+                    target(l, TargetState::Applied, None),
+                    target(NC, TargetState::Applied, None),
+                ],
+            ),
+            SystemTime::now(),
+        );
+        assert_eq!(s.users["zoe"][&NC].state, State::Ok, "a member of an access group");
+        s.set_spec(2, &expected(&[("alice", &[l])], &[l, NC]));
         assert_eq!(s.users.keys().collect::<Vec<_>>(), vec!["alice"]);
         assert_eq!(s.generation, 2);
     }

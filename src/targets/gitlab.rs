@@ -18,12 +18,10 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::http::{field_string, flag, Http, Response};
-use super::{
-    Account, AccountAction, Capabilities, DesiredAccount, Executed, Service, ServiceError,
-    ServiceUser,
-};
-use crate::retry::Backoff;
+use crate::http::{Http, Response};
+use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, field_string, flag, refused};
+use crate::backoff::Backoff;
+use crate::core::id::ServiceKind;
 use crate::secret::Secret;
 
 /// The custom attribute that marks paasd's accounts.
@@ -58,9 +56,6 @@ impl Gitlab {
         self
     }
 
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
 
     async fn call(
         &self,
@@ -73,7 +68,7 @@ impl Gitlab {
         let url = self.http.url(&format!("/api/v4{path}"));
         let (resp, v, attempts) = self
             .http
-            .send_json(secret, |c| {
+            .send_value(secret, |c| {
                 let mut r = c
                     .request(method.clone(), &url)
                     .header("PRIVATE-TOKEN", self.token.expose())
@@ -104,7 +99,7 @@ impl Gitlab {
             q.extend(extra.iter().cloned());
             let (resp, v, _) = self.call(Method::GET, "/users", &q, None, None).await?;
             if !resp.ok() {
-                return Err(self.http.refused("listing users", &resp, None));
+                return Err(refused(&self.http, "listing users", &resp, None));
             }
             let items = v.as_array().cloned().unwrap_or_default();
             let n = items.len();
@@ -150,7 +145,7 @@ impl Gitlab {
         if resp.ok() {
             Ok(v)
         } else {
-            Err(self.http.refused(what, &resp, secret))
+            Err(refused(&self.http, what, &resp, secret))
         }
     }
 
@@ -214,13 +209,10 @@ impl Gitlab {
         } else if resp.status == 409 && attempts > 1 {
             // An earlier attempt created it before its answer was lost.
             self.find_username(key).await?.ok_or_else(|| {
-                self.http
-                    .refused(&format!("creating {key}"), &resp, password)
+                refused(&self.http, &format!("creating {key}"), &resp, password)
             })?
         } else {
-            return Err(self
-                .http
-                .refused(&format!("creating {key}"), &resp, password));
+            return Err(refused(&self.http, &format!("creating {key}"), &resp, password));
         };
         let id = id.to_string();
         self.mark(&id).await?;
@@ -240,7 +232,7 @@ impl Gitlab {
             )
             .await?;
         if !resp.ok() {
-            return Err(self.http.refused("looking up a user", &resp, None));
+            return Err(refused(&self.http, "looking up a user", &resp, None));
         }
         Ok(v.as_array()
             .and_then(|a| a.first())
@@ -281,7 +273,7 @@ impl Gitlab {
                     if let Some(id) = &r.remote_id {
                         let resp = self.post_state(id, "block").await?;
                         if !resp.ok() {
-                            return Err(self.http.refused(&format!("blocking {key}"), &resp, None));
+                            return Err(refused(&self.http, &format!("blocking {key}"), &resp, None));
                         }
                     }
                 }
@@ -331,9 +323,7 @@ impl Gitlab {
                 if resp.ok() {
                     done
                 } else {
-                    Err(self
-                        .http
-                        .refused(&format!("blocking user {remote_id}"), &resp, None))
+                    Err(refused(&self.http, &format!("blocking user {remote_id}"), &resp, None))
                 }
             }
             AccountAction::Enable { remote_id, .. } => {
@@ -347,15 +337,13 @@ impl Gitlab {
                     if r2.ok() {
                         return done;
                     }
-                    return Err(self.http.refused(
+                    return Err(refused(&self.http, 
                         &format!("activating user {remote_id}"),
                         &r2,
                         None,
                     ));
                 }
-                Err(self
-                    .http
-                    .refused(&format!("unblocking user {remote_id}"), &resp, None))
+                Err(refused(&self.http, &format!("unblocking user {remote_id}"), &resp, None))
             }
             AccountAction::Mark { remote_id, .. } => {
                 self.mark(remote_id).await?;
@@ -375,9 +363,7 @@ impl Gitlab {
                 if resp.ok() || resp.status == 404 {
                     done
                 } else {
-                    Err(self
-                        .http
-                        .refused(&format!("deleting user {remote_id}"), &resp, None))
+                    Err(refused(&self.http, &format!("deleting user {remote_id}"), &resp, None))
                 }
             }
             AccountAction::AddToGroup { group, .. }
@@ -390,13 +376,13 @@ impl Gitlab {
 
     async fn check_health(&self) -> Result<(), ServiceError> {
         let url = self.http.url("/-/readiness");
-        let sent = self.http.send(None, |c| c.get(&url)).await?;
-        if sent.response.ok() {
+        let resp = self.http.probe(|c| c.get(&url)).await?;
+        if resp.ok() {
             return Ok(());
         }
         // Readiness answers only clients on GitLab's monitoring allow-list (else 404): fall back
         // to the version endpoint, which also checks the token.
-        if matches!(sent.response.status, 403 | 404) {
+        if matches!(resp.status, 403 | 404) {
             let (resp, _, _) = self.call(Method::GET, "/version", &[], None, None).await?;
             if resp.ok() {
                 return Ok(());
@@ -408,7 +394,7 @@ impl Gitlab {
         }
         Err(ServiceError::Transient(format!(
             "gitlab is not ready: /-/readiness answered HTTP {}",
-            sent.response.status
+            resp.status
         )))
     }
 }
@@ -481,15 +467,12 @@ fn display_name(user: &ServiceUser) -> Option<String> {
 }
 
 impl Service for Gitlab {
-    fn name(&self) -> &'static str {
-        "gitlab"
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Gitlab
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            passwords: true,
-            disable: true,
-        }
+    fn requests(&self) -> u64 {
+        self.http.requests()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>> {

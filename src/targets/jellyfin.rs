@@ -21,13 +21,11 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::http::{flag, random_password, seg, Http, Response};
-use super::{
-    Account, AccountAction, Capabilities, DesiredAccount, Executed, Service, ServiceError,
-    ServiceUser,
-};
-use crate::retry::Backoff;
-use crate::secret::Secret;
+use crate::http::{Http, Response, seg};
+use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, flag, refused};
+use crate::backoff::Backoff;
+use crate::core::id::ServiceKind;
+use crate::secret::{generate_password, Secret};
 
 pub struct Jellyfin {
     http: Http,
@@ -53,9 +51,6 @@ impl Jellyfin {
         self
     }
 
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
 
     async fn call(
         &self,
@@ -69,7 +64,7 @@ impl Jellyfin {
         let auth = format!("MediaBrowser Token=\"{}\"", self.key.expose());
         let (resp, v, attempts) = self
             .http
-            .send_json(secret, |c| {
+            .send_value(secret, |c| {
                 let mut r = c
                     .request(method.clone(), &url)
                     .header("Authorization", &auth)
@@ -102,7 +97,7 @@ impl Jellyfin {
         if resp.ok() {
             Ok(v)
         } else {
-            Err(self.http.refused(what, &resp, secret))
+            Err(refused(&self.http, what, &resp, secret))
         }
     }
 
@@ -195,7 +190,9 @@ impl Jellyfin {
         let pw = match password {
             Some(p) => p,
             None => {
-                random = random_password();
+                random = generate_password().map_err(|e| {
+                    ServiceError::Refused(format!("jellyfin: cannot draw a password: {e}"))
+                })?;
                 &random
             }
         };
@@ -216,13 +213,10 @@ impl Jellyfin {
                         .is_some_and(|n| n.eq_ignore_ascii_case(key))
                 })
                 .ok_or_else(|| {
-                    self.http
-                        .refused(&format!("creating {key}"), &resp, Some(pw))
+                    refused(&self.http, &format!("creating {key}"), &resp, Some(pw))
                 })?
         } else {
-            return Err(self
-                .http
-                .refused(&format!("creating {key}"), &resp, Some(pw)));
+            return Err(refused(&self.http, &format!("creating {key}"), &resp, Some(pw)));
         };
         let id = user
             .get("Id")
@@ -318,9 +312,7 @@ impl Jellyfin {
                 if resp.ok() || resp.status == 404 {
                     done
                 } else {
-                    Err(self
-                        .http
-                        .refused(&format!("deleting user {remote_id}"), &resp, None))
+                    Err(refused(&self.http, &format!("deleting user {remote_id}"), &resp, None))
                 }
             }
             AccountAction::AddToGroup { group, .. }
@@ -333,13 +325,13 @@ impl Jellyfin {
 
     async fn check_health(&self) -> Result<(), ServiceError> {
         let url = self.http.url("/health");
-        let sent = self.http.send(None, |c| c.get(&url)).await?;
-        if sent.response.ok() {
+        let resp = self.http.probe(|c| c.get(&url)).await?;
+        if resp.ok() {
             Ok(())
         } else {
             Err(ServiceError::Transient(format!(
                 "jellyfin is not healthy: /health answered HTTP {}",
-                sent.response.status
+                resp.status
             )))
         }
     }
@@ -370,15 +362,12 @@ fn account_of(u: &Value) -> Option<Account> {
 }
 
 impl Service for Jellyfin {
-    fn name(&self) -> &'static str {
-        "jellyfin"
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Jellyfin
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            passwords: true,
-            disable: true,
-        }
+    fn requests(&self) -> u64 {
+        self.http.requests()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>> {

@@ -17,12 +17,10 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::http::{field_string, snippet, Http, Response};
-use super::{
-    Account, AccountAction, Capabilities, DesiredAccount, Executed, Service, ServiceError,
-    ServiceUser,
-};
-use crate::retry::Backoff;
+use crate::http::{Http, Response, seg, snippet};
+use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, field_string, refused};
+use crate::backoff::Backoff;
+use crate::core::id::ServiceKind;
 use crate::secret::Secret;
 
 const MIB: u64 = 1024 * 1024;
@@ -59,9 +57,6 @@ impl Mailcow {
         self
     }
 
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
 
     async fn call(
         &self,
@@ -73,7 +68,7 @@ impl Mailcow {
         let url = self.http.url(path);
         let (resp, v, attempts) = self
             .http
-            .send_json(secret, |c| {
+            .send_value(secret, |c| {
                 let mut r = c
                     .request(method.clone(), &url)
                     .header("X-API-Key", self.key.expose())
@@ -113,7 +108,7 @@ impl Mailcow {
             .map_err(|e| fail(e, false, 1))?;
         if !resp.ok() {
             return Err(fail(
-                self.http.refused(what, &resp, secret),
+                refused(&self.http, what, &resp, secret),
                 false,
                 attempts,
             ));
@@ -321,15 +316,13 @@ impl Mailcow {
         let (resp, v, _) = self
             .call(
                 Method::GET,
-                &format!("/api/v1/get/mailbox/{}", super::http::seg(address)),
+                &format!("/api/v1/get/mailbox/{}", seg(address)),
                 None,
                 None,
             )
             .await?;
         if !resp.ok() {
-            return Err(self
-                .http
-                .refused(&format!("reading {address}"), &resp, None));
+            return Err(refused(&self.http, &format!("reading {address}"), &resp, None));
         }
         Ok(v.get("username").is_some().then_some(v))
     }
@@ -338,13 +331,13 @@ impl Mailcow {
         let (resp, v, _) = self
             .call(
                 Method::GET,
-                &format!("/api/v1/get/mailbox/all/{}", super::http::seg(&self.domain)),
+                &format!("/api/v1/get/mailbox/all/{}", seg(&self.domain)),
                 None,
                 None,
             )
             .await?;
         if !resp.ok() {
-            return Err(self.http.refused("listing mailboxes", &resp, None));
+            return Err(refused(&self.http, "listing mailboxes", &resp, None));
         }
         if let Some(kind) = v.get("type").and_then(Value::as_str) {
             if kind != "success" {
@@ -443,15 +436,12 @@ fn account_of(m: &Value) -> Option<Account> {
 }
 
 impl Service for Mailcow {
-    fn name(&self) -> &'static str {
-        "mailcow"
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Mailcow
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            passwords: true,
-            disable: true,
-        }
+    fn requests(&self) -> u64 {
+        self.http.requests()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>> {

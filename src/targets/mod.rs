@@ -1,208 +1,153 @@
-//! Services with their own accounts (Nextcloud, GitLab, Jellyfin, Vaultwarden, Mailcow).
-//!
-//! Every service is one backend behind the [`Service`] trait: it reads all its accounts at once
-//! (`observe`), says what an account of a paasd user should look like there (`desired`), and
-//! carries out one [`AccountAction`] at a time (`execute`). The diff between desired and
-//! observed accounts is the same for every service and pure: [`plan::plan_service`].
-//!
-//! Ownership is tracked per service in paasd's state (`targets.<service>.accounts`, with the
-//! service's own id), and — where the service has a place for it (GitLab's custom attributes) —
-//! in the service itself. Accounts made by hand in a service are never touched unless a spec user
-//! maps to them (then they are adopted, and the plan says so).
+//! The targets paasd reconciles: LLDAP ([`lldap`]) and the services with accounts of their own,
+//! each a backend behind the one account adapter ([`accounts`]). [`build`] makes the targets of
+//! a spec, in the order they run.
 
-pub mod desired;
+pub mod accounts;
 pub mod gitlab;
-pub mod http;
 pub mod jellyfin;
+pub mod lldap;
 pub mod mailcow;
 pub mod nextcloud;
-pub mod plan;
-pub mod registry;
-pub mod run;
 pub mod vaultwarden;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use accounts::{AccountTarget, Service, ServiceError};
+use gitlab::Gitlab;
+use jellyfin::Jellyfin;
+use lldap::LldapTarget;
+use mailcow::Mailcow;
+use nextcloud::Nextcloud;
+use vaultwarden::Vaultwarden;
 
-use crate::secret::Secret;
-use crate::spec::UserServiceSettings;
+use crate::backoff::Backoff;
+use crate::core::id::ServiceKind;
+use crate::core::spec::{ServiceConnection, Spec};
+use crate::engine::AnyTarget;
+use crate::secret::read_secret_file;
 
-/// An account as a service has it, normalised for the diff.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Account {
-    /// The service's own id (Nextcloud uid, GitLab numeric id, Jellyfin GUID, Vaultwarden uuid,
-    /// Mailcow address).
-    pub remote_id: String,
-    /// What paasd matches on: the paasd user id, or the e-mail where the service has no user
-    /// name (Vaultwarden), or the address (Mailcow). Compared case-insensitively.
-    pub key: String,
-    pub enabled: bool,
-    /// Managed fields, as strings (`"true"`/`"false"` for flags), by field name.
-    pub fields: BTreeMap<String, String>,
-    /// Group memberships in the service (Nextcloud).
-    pub groups: BTreeSet<String>,
-    /// Carries paasd's marker inside the service (GitLab custom attribute).
-    pub marked: bool,
-}
-
-/// What a paasd user should look like in one service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DesiredAccount {
-    /// The paasd user id.
-    pub user: String,
-    pub key: String,
-    pub enabled: bool,
-    pub fields: BTreeMap<String, String>,
-    /// The groups paasd manages for this account; memberships in other groups are left alone
-    /// unless they are listed in `managed_groups`.
-    pub groups: BTreeSet<String>,
-    /// Groups whose membership paasd decides for this account (e.g. `admin` in Nextcloud).
-    pub managed_groups: BTreeSet<String>,
-}
-
-impl DesiredAccount {
-    /// `user`'s account keyed by its id, enabled as the user is, with `fields` and no group
-    /// memberships: the common shape, which backends adjust with struct update syntax.
-    pub fn of(user: &ServiceUser, fields: BTreeMap<String, String>) -> Self {
-        DesiredAccount {
-            user: user.id.clone(),
-            key: user.id.clone(),
-            enabled: user.enabled,
-            fields,
-            ..DesiredAccount::default()
+/// The backend of one configured service, with its secret read from the file the spec names. An
+/// error names the spec key, e.g. `nextcloud.adminPasswordFile: cannot read secret file …`.
+pub fn backend<'a>(
+    spec: &'a Spec,
+    kind: ServiceKind,
+    conn: &'a ServiceConnection,
+    backoff: Backoff,
+) -> Result<Box<dyn Service + 'a>, String> {
+    let timeout = Duration::from_secs(spec.lldap.timeout_seconds);
+    let secret = read_secret_file(&conn.secret_file)
+        .map_err(|e| format!("{kind}.{}: {e}", kind.secret_key()))?;
+    let url = conn.url.as_str();
+    let missing = |key: &str| format!("{kind}.{key}: missing");
+    let built: Result<Box<dyn Service>, ServiceError> = match kind {
+        ServiceKind::Nextcloud => {
+            let admin = conn
+                .admin_user
+                .as_deref()
+                .ok_or_else(|| missing("adminUser"))?;
+            let managed = spec
+                .users
+                .values()
+                .flat_map(|u| u.settings().nextcloud.groups.iter().cloned());
+            Nextcloud::new(url, admin, secret, timeout).map(|s| {
+                Box::new(s.with_managed_groups(managed).with_backoff(backoff)) as Box<dyn Service>
+            })
         }
-    }
-}
-
-/// A paasd user as the services see it: from the spec, or (for members of a service's LLDAP
-/// access groups) from LLDAP.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServiceUser {
-    pub id: String,
-    pub email: String,
-    pub display_name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub enabled: bool,
-    pub settings: UserServiceSettings,
-}
-
-/// What a service can do; the generic plan respects it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Passwords can be set by paasd.
-    pub passwords: bool,
-    /// Accounts can be disabled (else removal = disable deletes nothing and is reported).
-    pub disable: bool,
-}
-
-/// One request-sized step in a service. Secrets are never part of an action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "accountAction", rename_all = "camelCase")]
-pub enum AccountAction {
-    #[serde(rename_all = "camelCase")]
-    Create {
-        user: String,
-        key: String,
-        enabled: bool,
-        fields: BTreeMap<String, String>,
-        groups: BTreeSet<String>,
-        /// A password is sent with the create.
-        with_password: bool,
-    },
-    #[serde(rename_all = "camelCase")]
-    Update {
-        user: String,
-        remote_id: String,
-        fields: BTreeMap<String, String>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AddToGroup {
-        user: String,
-        remote_id: String,
-        group: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    RemoveFromGroup {
-        user: String,
-        remote_id: String,
-        group: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    SetPassword { user: String, remote_id: String },
-    #[serde(rename_all = "camelCase")]
-    Disable { user: String, remote_id: String },
-    #[serde(rename_all = "camelCase")]
-    Enable { user: String, remote_id: String },
-    /// Put paasd's marker on an existing account (where the service has a place for it).
-    #[serde(rename_all = "camelCase")]
-    Mark { user: String, remote_id: String },
-    #[serde(rename_all = "camelCase")]
-    Delete { user: String, remote_id: String },
-    /// State only: remember when the user left this service (removal grace period); 0 clears.
-    #[serde(rename_all = "camelCase")]
-    MarkRemoved { user: String, since: u64 },
-}
-
-impl AccountAction {
-    pub fn user(&self) -> &str {
-        match self {
-            AccountAction::Create { user, .. }
-            | AccountAction::Update { user, .. }
-            | AccountAction::AddToGroup { user, .. }
-            | AccountAction::RemoveFromGroup { user, .. }
-            | AccountAction::SetPassword { user, .. }
-            | AccountAction::Disable { user, .. }
-            | AccountAction::Enable { user, .. }
-            | AccountAction::Mark { user, .. }
-            | AccountAction::Delete { user, .. }
-            | AccountAction::MarkRemoved { user, .. } => user,
+        ServiceKind::Gitlab => Gitlab::new(
+            url,
+            secret,
+            conn.ldap_provider.as_deref(),
+            &spec.lldap.base_dn,
+            timeout,
+        )
+        .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>),
+        ServiceKind::Jellyfin => Jellyfin::new(url, secret, timeout)
+            .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>),
+        ServiceKind::Vaultwarden => Vaultwarden::new(url, secret, timeout)
+            .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>),
+        ServiceKind::Mailcow => {
+            let domain = conn.domain.as_deref().ok_or_else(|| missing("domain"))?;
+            Mailcow::new(url, secret, domain, timeout)
+                .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>)
         }
+    };
+    built.map_err(|e| format!("{kind}: {e}"))
+}
+
+/// The targets of `spec`, in the order they run: LLDAP first (the services go by the members of
+/// its groups), then every configured service in [`ServiceKind::ALL`] order. A target that could
+/// not be set up is still returned: it reports why on every run.
+pub fn build<'a>(spec: &'a Spec, backoff: Backoff) -> Vec<Box<dyn AnyTarget + 'a>> {
+    let mut targets: Vec<Box<dyn AnyTarget + 'a>> = vec![Box::new(LldapTarget::new(spec, backoff))];
+    for (kind, conn) in spec.services.iter() {
+        targets.push(Box::new(AccountTarget::new(
+            kind,
+            spec,
+            backend(spec, kind, conn, backoff),
+        )));
     }
+    targets
 }
 
-/// A service's failure, classified for retries and for the status.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ServiceError {
-    /// Not reachable, 5xx, timeout: worth retrying later.
-    #[error("{0}")]
-    Transient(String),
-    /// The service refused (4xx, an error envelope): retrying the same request will not help.
-    #[error("{0}")]
-    Refused(String),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::spec::parse_spec;
+    use std::os::unix::fs::PermissionsExt;
 
-impl crate::retry::Transient for ServiceError {
-    fn is_transient(&self) -> bool {
-        matches!(self, ServiceError::Transient(_))
+    #[test]
+    fn one_backend_per_configured_service_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "s3cret\n").expect("write");
+        std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let open = dir.path().join("open");
+        std::fs::write(&open, "s3cret\n").expect("write");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let missing = dir.path().join("missing");
+        let p = |x: &std::path::Path| x.to_str().expect("utf-8").to_string();
+        let spec = parse_spec(
+            &serde_json::json!({
+                "version": 1,
+                "lldap": { "url": "http://l", "ldapUrl": "ldap://l", "baseDn": "dc=x,dc=y", "adminPasswordFile": p(&ok) },
+                "users": {},
+                "nextcloud": { "url": "http://n", "adminUser": "root", "adminPasswordFile": p(&missing) },
+                "gitlab": { "url": "http://g", "tokenFile": p(&ok), "ldapProvider": "ldapmain" },
+                "jellyfin": { "url": "http://j", "apiKeyFile": p(&open) },
+                "vaultwarden": { "url": "http://v", "adminTokenFile": p(&ok) },
+                "mailcow": { "url": "http://m", "apiKeyFile": p(&ok), "domain": "example.org" }
+            })
+            .to_string(),
+        )
+        .expect("valid spec");
+        let built: Vec<String> = spec
+            .services
+            .iter()
+            .map(|(kind, conn)| match backend(&spec, kind, conn, Backoff::default()) {
+                Ok(s) => s.kind().to_string(),
+                Err(e) => e,
+            })
+            .collect();
+        assert_eq!(built.len(), 5);
+        assert!(
+            built[0].starts_with("nextcloud.adminPasswordFile: "),
+            "{}",
+            built[0]
+        );
+        assert_eq!(built[1], "gitlab");
+        assert!(
+            built[2].starts_with("jellyfin.apiKeyFile: "),
+            "{}",
+            built[2]
+        );
+        assert!(!built[2].contains("s3cret"));
+        assert_eq!(built[3], "vaultwarden");
+        assert_eq!(built[4], "mailcow");
+        let targets = build(&spec, Backoff::default());
+        let ids: Vec<String> = targets.iter().map(|t| t.id().to_string()).collect();
+        assert_eq!(
+            ids,
+            ["lldap", "nextcloud", "gitlab", "jellyfin", "vaultwarden", "mailcow"]
+        );
     }
-}
-
-/// What `execute` learned: the id of a created account.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Executed {
-    pub remote_id: Option<String>,
-}
-
-/// One service backend.
-pub trait Service: Send + Sync {
-    /// `nextcloud`, `gitlab`, … (the spec key).
-    fn name(&self) -> &'static str;
-    fn capabilities(&self) -> Capabilities;
-    /// Ready to serve (the service's health endpoint answers).
-    fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>>;
-    /// Every account, read once.
-    fn observe(&self) -> BoxFuture<'_, Result<Vec<Account>, ServiceError>>;
-    /// The account this user should have.
-    fn desired(&self, user: &ServiceUser) -> DesiredAccount;
-    /// Carries out one action; `password` is the account's desired password for actions that
-    /// send one.
-    fn execute<'a>(
-        &'a self,
-        action: &'a AccountAction,
-        password: Option<&'a Secret>,
-    ) -> BoxFuture<'a, Result<Executed, ServiceError>>;
 }

@@ -18,12 +18,10 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::http::{seg, snippet, Http};
-use super::{
-    Account, AccountAction, Capabilities, DesiredAccount, Executed, Service, ServiceError,
-    ServiceUser,
-};
-use crate::retry::Backoff;
+use crate::http::{Http, seg, snippet};
+use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser};
+use crate::backoff::Backoff;
+use crate::core::id::ServiceKind;
 use crate::secret::Secret;
 
 const OCS: &str = "/ocs/v2.php";
@@ -83,10 +81,6 @@ impl Nextcloud {
         self
     }
 
-    /// HTTP requests sent so far.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
 
     async fn ocs(
         &self,
@@ -99,7 +93,7 @@ impl Nextcloud {
         let url = self.http.url(&format!("{OCS}{path}"));
         let (resp, v, attempts) = self
             .http
-            .send_json(secret, |c| {
+            .send_value(secret, |c| {
                 let mut r = c
                     .request(method.clone(), &url)
                     .basic_auth(&self.user, Some(self.password.expose()))
@@ -477,9 +471,9 @@ impl Nextcloud {
 
     async fn check_health(&self) -> Result<(), ServiceError> {
         let url = self.http.url("/status.php");
-        let (resp, v, _) = self
+        let resp = self
             .http
-            .send_json(None, |c| c.get(&url).header("Accept", "application/json"))
+            .probe(|c| c.get(&url).header("Accept", "application/json"))
             .await?;
         if !resp.ok() {
             return Err(ServiceError::Transient(format!(
@@ -488,6 +482,9 @@ impl Nextcloud {
                 snippet(&resp.body, None)
             )));
         }
+        let v: Value = resp.json().map_err(|e| {
+            ServiceError::Transient(format!("nextcloud: unreadable status.php: {e}"))
+        })?;
         let flag = |k: &str| v.get(k).and_then(Value::as_bool);
         if flag("installed") != Some(true) {
             return Err(ServiceError::Transient(
@@ -633,15 +630,12 @@ pub fn observed_quota(v: &Value) -> Option<String> {
 }
 
 impl Service for Nextcloud {
-    fn name(&self) -> &'static str {
-        "nextcloud"
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Nextcloud
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            passwords: true,
-            disable: true,
-        }
+    fn requests(&self) -> u64 {
+        self.http.requests()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>> {

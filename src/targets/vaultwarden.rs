@@ -21,12 +21,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::http::{seg, snippet, Http, Response};
-use super::{
-    Account, AccountAction, Capabilities, DesiredAccount, Executed, Service, ServiceError,
-    ServiceUser,
-};
-use crate::retry::Backoff;
+use crate::http::{Http, Response, seg, snippet};
+use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser};
+use crate::backoff::Backoff;
+use crate::core::id::ServiceKind;
 use crate::secret::Secret;
 
 pub struct Vaultwarden {
@@ -50,9 +48,6 @@ impl Vaultwarden {
         self
     }
 
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
 
     async fn login(&self) -> Result<Secret, ServiceError> {
         let url = self.http.url("/admin");
@@ -62,7 +57,7 @@ impl Vaultwarden {
                 c.post(&url).form(&[("token", self.token.expose())])
             })
             .await?;
-        let resp = &sent.response;
+        let resp = &sent.answer;
         if resp.status == 401 || resp.status == 403 {
             return Err(ServiceError::Refused(
                 "vaultwarden refused the admin token (adminTokenFile)".into(),
@@ -115,7 +110,7 @@ impl Vaultwarden {
             let cookie = self.session().await?;
             let (resp, v, attempts) = self
                 .http
-                .send_json(Some(&cookie), |c| {
+                .send_value(Some(&cookie), |c| {
                     let mut r = c
                         .request(method.clone(), &url)
                         .header("Cookie", cookie.expose())
@@ -270,13 +265,13 @@ impl Vaultwarden {
 
     async fn check_health(&self) -> Result<(), ServiceError> {
         let url = self.http.url("/alive");
-        let sent = self.http.send(None, |c| c.get(&url)).await?;
-        if sent.response.ok() {
+        let resp = self.http.probe(|c| c.get(&url)).await?;
+        if resp.ok() {
             Ok(())
         } else {
             Err(ServiceError::Transient(format!(
                 "vaultwarden is not alive: /alive answered HTTP {}",
-                sent.response.status
+                resp.status
             )))
         }
     }
@@ -300,15 +295,12 @@ fn account_of(u: &Value) -> Option<Account> {
 }
 
 impl Service for Vaultwarden {
-    fn name(&self) -> &'static str {
-        "vaultwarden"
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Vaultwarden
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            passwords: false,
-            disable: true,
-        }
+    fn requests(&self) -> u64 {
+        self.http.requests()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
@@ -357,6 +349,6 @@ mod tests {
         });
         assert_eq!(d.key, "alice@x.y");
         assert!(d.fields.is_empty());
-        assert!(!v.capabilities().passwords);
+        assert!(!v.kind().capabilities().passwords);
     }
 }

@@ -10,7 +10,7 @@ use ldap3::exop::PasswordModify;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 use tokio::sync::Mutex;
 
-use crate::retry::{retry, Backoff, Transient};
+use crate::backoff::{retry, Backoff, Transient};
 use crate::secret::Secret;
 
 /// LDAP result code for a wrong password.

@@ -1,5 +1,5 @@
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn base() -> Value {
     json!({
@@ -55,7 +55,7 @@ fn minimal_spec_parses_with_defaults() {
 
 #[test]
 fn example_spec_is_valid() {
-    let text = include_str!("../../examples/spec.json");
+    let text = include_str!("../../../examples/spec.json");
     let s = parse_spec(text).expect("examples/spec.json must stay valid");
     assert!(s.users.len() >= 3);
     assert!(!s.users["carol"].enable);
@@ -344,7 +344,10 @@ fn services_must_be_configured_and_settings_warn_until_implemented() {
     v["users"]["alice"]["services"] = json!(["nextcloud"]);
     v["users"]["alice"]["nextcloud"] = json!({ "quota": "10 GB", "admin": true });
     let s = parse_spec(&v.to_string()).expect("valid");
-    assert_eq!(s.services.configured(), vec!["nextcloud"]);
+    assert_eq!(
+        s.services.configured().collect::<Vec<_>>(),
+        vec![ServiceKind::Nextcloud]
+    );
     assert_eq!(
         s.users["alice"].settings().nextcloud.quota.as_deref(),
         Some("10 GB")

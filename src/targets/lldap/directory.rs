@@ -1,12 +1,13 @@
 //! The observed state of LLDAP: every user (with attributes and groups), every group, and the
 //! attribute schemas — what one GraphQL query returns, in a shape the plan can diff.
 
-use crate::attributes::Attributes;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::MARKER_ATTRIBUTE;
+use crate::core::attributes::Attributes;
+use crate::core::members::{Member, Members};
+use crate::core::spec::MARKER_ATTRIBUTE;
 
 /// LLDAP's built-in admin group: the only built-in group paasd changes memberships of.
 pub const ADMIN_GROUP: &str = "lldap_admin";
@@ -98,6 +99,50 @@ impl Directory {
     /// The group paasd marked as the spec group `key`.
     pub fn group_by_marker(&self, key: &str) -> Option<&DirGroup> {
         self.groups.values().find(|g| g.marker() == Some(key))
+    }
+
+    /// The members of the access groups named `groups` (case-insensitively): every user in one
+    /// of them, marked disabled when it is in `disabled_group` too.
+    pub fn members<'a>(
+        &self,
+        groups: impl IntoIterator<Item = &'a str>,
+        disabled_group: &str,
+    ) -> Members {
+        let access: BTreeMap<i64, String> = groups
+            .into_iter()
+            .filter_map(|name| {
+                self.group_by_name(name)
+                    .map(|g| (g.id, g.display_name.to_ascii_lowercase()))
+            })
+            .collect();
+        if access.is_empty() {
+            return Members::default();
+        }
+        let disabled = self.group_by_name(disabled_group).map(|g| g.id);
+        let users = self
+            .users
+            .iter()
+            .filter_map(|(key, u)| {
+                let groups: Vec<String> = u
+                    .groups
+                    .iter()
+                    .filter_map(|g| access.get(g).cloned())
+                    .collect();
+                (!groups.is_empty()).then(|| {
+                    let member = Member {
+                        id: u.id.clone(),
+                        email: u.email.clone(),
+                        display_name: u.display_name.clone(),
+                        first_name: u.first_name.clone(),
+                        last_name: u.last_name.clone(),
+                        disabled: disabled.is_some_and(|d| u.groups.contains(&d)),
+                        groups,
+                    };
+                    (key.clone(), member)
+                })
+            })
+            .collect();
+        Members { users }
     }
 
     /// The user (other than `except`) whose e-mail is `email`, compared case-insensitively.

@@ -1,57 +1,44 @@
 //! The pure diff of one service: desired accounts × observed accounts × paasd's state → changes.
-//! Same rules as LLDAP's plan: write only what differs, never touch accounts paasd does not
-//! manage, removal per `removal`, the mass-removal guard.
+//! The same rules as LLDAP's plan, from the shared [`policy`](crate::core::policy): write only
+//! what differs, never touch accounts paasd does not own, removal per `removal` with its grace
+//! period, the mass-removal guard, passwords enforced or set once.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Account, AccountAction, Capabilities, DesiredAccount};
-use crate::plan::{Action, Change, FieldDiff, ObjectKind, Op, PlanProblem};
-use crate::spec::Removal;
-use crate::state::TargetState;
+use super::{Account, AccountAction, DesiredAccount};
+use crate::core::id::{ServiceKind, TargetId};
+use crate::core::plan::{Change, FieldDiff, ObjectKind, Op, Plan, PlanProblem};
+use crate::core::policy::{
+    self, password_step, removal_reason, removal_step, DesiredPassword, Guard, PasswordStep,
+    RemovalStep,
+};
+use crate::core::spec::{PasswordMode, Removal};
+use crate::core::state::TargetState;
 
-/// The desired password of one account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServicePassword {
-    /// paasd sets no password here (LDAP/SSO login, or no source).
-    None,
-    /// Fingerprint of the desired password; `enforce`: keep it equal (else set at creation only).
-    Set { fingerprint: String, enforce: bool },
-    /// The source exists but cannot be used.
-    Unusable(String),
-}
-
-pub struct ServicePlanInput<'a> {
-    pub service: &'static str,
-    pub caps: Capabilities,
+pub struct AccountPlanInput<'a> {
+    pub service: ServiceKind,
     /// By paasd user id.
     pub desired: &'a BTreeMap<String, DesiredAccount>,
     pub observed: &'a [Account],
     pub state: &'a TargetState,
-    pub passwords: &'a BTreeMap<String, ServicePassword>,
+    /// By paasd user id; a missing entry is [`DesiredPassword::None`].
+    pub passwords: &'a BTreeMap<String, DesiredPassword>,
     pub removal: Removal,
     pub removal_grace_period: u64,
-    pub max_percent: u32,
-    pub force: bool,
+    pub guard: Guard,
+    /// Accounts of users who may be group members are not removed (the members are unknown).
+    pub hold_removals: bool,
     pub now: u64,
 }
 
-/// The changes for one service, and the objects it cannot reconcile.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServicePlan {
-    pub changes: Vec<Change>,
-    pub problems: Vec<PlanProblem>,
-    pub blocked: Vec<String>,
-    pub unchanged: usize,
-}
+/// The changes for one service.
+pub type AccountPlan = Plan<AccountAction>;
 
-fn show(v: &str) -> Cow<'static, str> {
-    format!("\"{v}\"").into()
-}
-
-pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
-    let mut out = ServicePlan::default();
+pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
+    let mut out = AccountPlan::default();
     let svc = input.service;
+    let target = TargetId::Service(svc);
+    let caps = svc.capabilities();
     let by_key: HashMap<String, &Account> = input
         .observed
         .iter()
@@ -67,13 +54,13 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                   reason: Option<String>,
                   fields: Vec<FieldDiff>,
                   actions: Vec<AccountAction>| Change {
-        target: svc.into(),
+        target,
         kind: ObjectKind::User,
         name: user.to_string(),
         op,
         reason,
         fields,
-        actions: actions.into_iter().map(Action::Account).collect(),
+        actions,
     };
     // The account a managed user has: by the id paasd recorded, else by key.
     let find = |user: &str, key: &str| -> Option<&Account> {
@@ -85,58 +72,33 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
             .or_else(|| by_key.get(&key.to_ascii_lowercase()).copied())
     };
 
-    let mut removing = Vec::new();
     for (user, d) in input.desired {
-        let pw = input
-            .passwords
-            .get(user)
-            .cloned()
-            .unwrap_or(ServicePassword::None);
-        if let ServicePassword::Unusable(msg) = &pw {
+        let pw = input.passwords.get(user).unwrap_or(&DesiredPassword::None);
+        if let DesiredPassword::Unusable(msg) = pw {
             out.problems.push(PlanProblem {
-                target: svc.into(),
+                target,
                 kind: ObjectKind::User,
                 name: user.clone(),
                 message: msg.clone(),
             });
         }
-        let can_set_password = input.caps.passwords && matches!(pw, ServicePassword::Set { .. });
+        let can_set_password = caps.passwords && pw.is_set();
         match find(user, &d.key) {
             None => {
                 if !d.enabled {
                     // Nothing to disable: a disabled user gets no account.
-                    out.unchanged += 1;
+                    out.unchanged_users += 1;
                     continue;
                 }
                 let mut fields: Vec<FieldDiff> = d
                     .fields
                     .iter()
-                    .map(|(k, v)| FieldDiff {
-                        field: k.clone().into(),
-                        old: None,
-                        new: Some(show(v)),
-                    })
+                    .map(|(k, v)| FieldDiff::new_value(k.clone(), v))
                     .collect();
-                if !d.groups.is_empty() {
-                    fields.push(FieldDiff {
-                        field: "groups".into(),
-                        old: None,
-                        new: Some(
-                            d.groups
-                                .iter()
-                                .map(|g| format!("+{g}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                                .into(),
-                        ),
-                    });
-                }
+                let groups: Vec<String> = d.groups.iter().cloned().collect();
+                fields.extend(FieldDiff::groups(&groups, &[]));
                 if can_set_password {
-                    fields.push(FieldDiff {
-                        field: "password".into(),
-                        old: None,
-                        new: Some("(set)".into()),
-                    });
+                    fields.push(FieldDiff::note("password", "(set)"));
                 }
                 out.changes.push(change(
                     user,
@@ -155,7 +117,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
             }
             Some(a) => {
                 let owned = input.state.accounts.get(user);
-                let managed = owned.is_some() || a.marked;
+                let managed = policy::is_owned(a.marked, owned.is_some());
                 let rid = a.remote_id.clone();
                 let mut actions = Vec::new();
                 let mut fields = Vec::new();
@@ -169,11 +131,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                 for (k, v) in &d.fields {
                     let cur = a.fields.get(k);
                     if cur != Some(v) {
-                        fields.push(FieldDiff {
-                            field: k.clone().into(),
-                            old: cur.map(|c| show(c)),
-                            new: Some(show(v)),
-                        });
+                        fields.push(FieldDiff::changed(k.clone(), cur.map(String::as_str), v));
                         updates.insert(k.clone(), v.clone());
                     }
                 }
@@ -184,19 +142,20 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                         fields: updates,
                     });
                 }
-                let mut group_diff = Vec::new();
+                let mut added = Vec::new();
+                let mut removed = Vec::new();
                 for g in d.managed_groups.iter().chain(d.groups.iter()) {
                     let want = d.groups.contains(g);
                     let have = a.groups.contains(g);
-                    if want && !have && !actions.iter().any(|x| matches!(x, AccountAction::AddToGroup { group, .. } if group == g)) {
-                        group_diff.push(format!("+{g}"));
+                    if want && !have && !added.contains(g) {
+                        added.push(g.clone());
                         actions.push(AccountAction::AddToGroup {
                             user: user.clone(),
                             remote_id: rid.clone(),
                             group: g.clone(),
                         });
-                    } else if !want && have && !actions.iter().any(|x| matches!(x, AccountAction::RemoveFromGroup { group, .. } if group == g)) {
-                        group_diff.push(format!("-{g}"));
+                    } else if !want && have && !removed.contains(g) {
+                        removed.push(g.clone());
                         actions.push(AccountAction::RemoveFromGroup {
                             user: user.clone(),
                             remote_id: rid.clone(),
@@ -204,39 +163,25 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                         });
                     }
                 }
-                if !group_diff.is_empty() {
-                    fields.push(FieldDiff {
-                        field: "groups".into(),
-                        old: None,
-                        new: Some(group_diff.join(", ").into()),
+                fields.extend(FieldDiff::groups(&added, &removed));
+                let recorded = owned.and_then(|o| o.password_fingerprint.as_deref());
+                // Services cannot check a password: a changed enforced one is written.
+                let mode = match pw {
+                    DesiredPassword::Known { mode, .. } => *mode,
+                    _ => PasswordMode::Initial,
+                };
+                let step = password_step(pw.fingerprint(), mode, recorded, false, false, false);
+                if caps.passwords && d.enabled && step == PasswordStep::Set {
+                    fields.push(FieldDiff::note("password", "(set)"));
+                    actions.push(AccountAction::SetPassword {
+                        user: user.clone(),
+                        remote_id: rid.clone(),
                     });
-                }
-                if let ServicePassword::Set {
-                    fingerprint,
-                    enforce,
-                } = &pw
-                {
-                    let recorded = owned.and_then(|o| o.password_fingerprint.as_ref());
-                    if input.caps.passwords
-                        && d.enabled
-                        && *enforce
-                        && recorded != Some(fingerprint)
-                    {
-                        fields.push(FieldDiff {
-                            field: "password".into(),
-                            old: None,
-                            new: Some("(set)".into()),
-                        });
-                        actions.push(AccountAction::SetPassword {
-                            user: user.clone(),
-                            remote_id: rid.clone(),
-                        });
-                    }
                 }
                 let mut op = if managed { Op::Update } else { Op::Adopt };
                 let mut reason =
                     (!managed).then(|| format!("exists in {svc}, not created by paasd"));
-                if a.enabled != d.enabled && input.caps.disable {
+                if a.enabled != d.enabled && caps.disable {
                     if d.enabled {
                         actions.push(AccountAction::Enable {
                             user: user.clone(),
@@ -257,13 +202,9 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                     }
                 }
                 if actions.is_empty() {
-                    out.unchanged += 1;
+                    out.unchanged_users += 1;
                 } else {
-                    let c = change(user, op, reason, fields, actions);
-                    if c.op == Op::Disable {
-                        removing.push(out.changes.len());
-                    }
-                    out.changes.push(c);
+                    out.changes.push(change(user, op, reason, fields, actions));
                 }
             }
         }
@@ -290,25 +231,27 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
             gone.insert(user, a);
         }
     }
+    let mut removals = Vec::new();
     for (user, a) in gone {
-        let o = input.state.accounts.get(&user);
-        let reason = format!(
-            "no longer provisioned in {svc}; removal = \"{}\"",
-            match input.removal {
-                Removal::Disable => "disable",
-                Removal::Delete => "delete",
-                Removal::Keep => "keep",
-            }
+        if input.hold_removals {
+            continue;
+        }
+        let removed_since = input.state.accounts.get(&user).and_then(|o| o.removed_since);
+        let step = removal_step(
+            input.removal,
+            input.removal_grace_period,
+            removed_since,
+            input.now,
         );
-        let removed_since = o.and_then(|o| o.removed_since);
-        let delete_now = input.removal == Removal::Delete
-            && (input.removal_grace_period == 0
-                || removed_since
-                    .is_some_and(|t| input.now.saturating_sub(t) >= input.removal_grace_period));
+        let reason = removal_reason(
+            &format!("no longer provisioned in {svc}"),
+            input.removal,
+            step,
+            input.removal_grace_period,
+        );
         let rid = a.remote_id.clone();
-        if delete_now {
-            removing.push(out.changes.len());
-            out.changes.push(change(
+        match step {
+            RemovalStep::Delete => removals.push(change(
                 &user,
                 Op::Delete,
                 Some(reason),
@@ -317,55 +260,41 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
                     user: user.clone(),
                     remote_id: rid,
                 }],
-            ));
-        } else if input.removal != Removal::Keep {
-            let mut actions = Vec::new();
-            if a.enabled && input.caps.disable {
-                actions.push(AccountAction::Disable {
-                    user: user.clone(),
-                    remote_id: rid,
-                });
-            }
-            let mut reason = reason;
-            let disables = !actions.is_empty();
-            if input.removal == Removal::Delete && removed_since.is_none() {
-                reason = format!(
-                    "{reason}; deleted after removalGracePeriod ({} s)",
-                    input.removal_grace_period
-                );
-                actions.push(AccountAction::MarkRemoved {
-                    user: user.clone(),
-                    since: input.now,
-                });
-            }
-            if !actions.is_empty() {
-                if disables {
-                    removing.push(out.changes.len());
+            )),
+            RemovalStep::Disable { start_grace_period } => {
+                let mut actions = Vec::new();
+                if a.enabled && caps.disable {
+                    actions.push(AccountAction::Disable {
+                        user: user.clone(),
+                        remote_id: rid,
+                    });
                 }
-                out.changes.push(change(
-                    &user,
-                    if disables { Op::Disable } else { Op::Update },
-                    Some(reason),
-                    Vec::new(),
-                    actions,
-                ));
+                let disables = !actions.is_empty();
+                if start_grace_period {
+                    actions.push(AccountAction::MarkRemoved {
+                        user: user.clone(),
+                        since: input.now,
+                    });
+                }
+                if !actions.is_empty() {
+                    removals.push(change(
+                        &user,
+                        if disables { Op::Disable } else { Op::Update },
+                        Some(reason),
+                        Vec::new(),
+                        actions,
+                    ));
+                }
             }
+            RemovalStep::Keep => {}
         }
     }
+    out.changes.extend(removals);
 
-    let n = removing.len();
-    let max = input.max_percent as usize;
-    if !input.force && n > 3 && n * 100 > max * managed_total.max(1) {
-        out.blocked.push(format!(
-            "removal guard ({svc}): {n} of {managed_total} managed accounts would be disabled or deleted, \
-             more than removalGuard.maxPercent = {max}%; held back (run `paasctl apply --force` if intended)"
-        ));
-        let mut i = 0;
-        out.changes.retain(|_| {
-            let keep = !removing.contains(&i);
-            i += 1;
-            keep
-        });
+    let removing = out.changes.iter().filter(|c| c.op.removes()).count();
+    if let Some(held) = input.guard.check(target, removing, managed_total) {
+        out.blocked.push(held);
+        out.changes.retain(|c| !c.op.removes());
     }
     out
 }
@@ -373,7 +302,7 @@ pub fn plan_service(input: &ServicePlanInput<'_>) -> ServicePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::OwnedAccount;
+    use crate::core::state::OwnedAccount;
     use std::collections::BTreeSet;
 
     /// A service with accounts in memory: applies account actions like a real one would.
@@ -387,18 +316,19 @@ mod tests {
     impl Model {
         fn apply(
             &mut self,
-            plan: &ServicePlan,
+            plan: &AccountPlan,
             state: &mut TargetState,
-            passwords: &BTreeMap<String, ServicePassword>,
+            passwords: &BTreeMap<String, DesiredPassword>,
         ) {
             for c in &plan.changes {
                 for a in &c.actions {
-                    let Action::Account(a) = a else { continue };
                     if !matches!(a, AccountAction::MarkRemoved { .. }) {
                         self.writes += 1;
                     }
                     let fp = match passwords.get(a.user()) {
-                        Some(ServicePassword::Set { fingerprint, .. }) => Some(fingerprint.clone()),
+                        Some(DesiredPassword::Known { fingerprint, .. }) => {
+                            Some(fingerprint.clone())
+                        }
                         _ => None,
                     };
                     match a {
@@ -525,29 +455,35 @@ mod tests {
         model: &Model,
         d: &BTreeMap<String, DesiredAccount>,
         st: &TargetState,
-        pw: &BTreeMap<String, ServicePassword>,
+        pw: &BTreeMap<String, DesiredPassword>,
         removal: Removal,
         force: bool,
-    ) -> ServicePlan {
-        plan_service(&ServicePlanInput {
-            service: "nextcloud",
-            caps: Capabilities {
-                passwords: true,
-                disable: true,
-            },
+    ) -> AccountPlan {
+        plan_accounts(&AccountPlanInput {
+            service: ServiceKind::Nextcloud,
             desired: d,
             observed: &model.accounts,
             state: st,
             passwords: pw,
             removal,
             removal_grace_period: 0,
-            max_percent: 25,
-            force,
+            guard: Guard {
+                max_percent: 25,
+                force,
+            },
+            hold_removals: false,
             now: 1000,
         })
     }
 
-    fn ops(p: &ServicePlan) -> Vec<(String, Op)> {
+    fn known(fingerprint: &str, mode: PasswordMode) -> DesiredPassword {
+        DesiredPassword::Known {
+            fingerprint: fingerprint.into(),
+            mode,
+        }
+    }
+
+    fn ops(p: &AccountPlan) -> Vec<(String, Op)> {
         p.changes.iter().map(|c| (c.name.clone(), c.op)).collect()
     }
 
@@ -558,10 +494,7 @@ mod tests {
         let mut pw = BTreeMap::new();
         pw.insert(
             "alice".to_string(),
-            ServicePassword::Set {
-                fingerprint: "f1".into(),
-                enforce: true,
-            },
+            known("f1", PasswordMode::Enforce),
         );
         let d = desired(&[("alice", true, "10 GB"), ("bob", true, "1 GB")]);
         let p = run(&m, &d, &st, &pw, Removal::Disable, false);
@@ -583,15 +516,12 @@ mod tests {
             "second run: zero writes: {:?}",
             ops(&p)
         );
-        assert_eq!(p.unchanged, 2);
+        assert_eq!(p.unchanged_users, 2);
 
         let d2 = desired(&[("alice", true, "20 GB"), ("bob", false, "1 GB")]);
         pw.insert(
             "alice".to_string(),
-            ServicePassword::Set {
-                fingerprint: "f2".into(),
-                enforce: true,
-            },
+            known("f2", PasswordMode::Enforce),
         );
         let p = run(&m, &d2, &st, &pw, Removal::Disable, false);
         assert_eq!(
@@ -643,7 +573,7 @@ mod tests {
         let p = run(&m, &d, &st, &pw, Removal::Disable, false);
         assert_eq!(ops(&p), vec![("alice".into(), Op::Adopt)]);
         assert!(
-            matches!(&p.changes[0].actions[0], Action::Account(AccountAction::Mark { remote_id, .. }) if remote_id == "h2")
+            matches!(&p.changes[0].actions[0], AccountAction::Mark { remote_id, .. } if remote_id == "h2")
         );
         m.apply(&p, &mut st, &pw);
         assert_eq!(st.accounts["alice"].remote_id, "h2");
@@ -663,10 +593,7 @@ mod tests {
         for n in &names {
             pw.insert(
                 n.clone(),
-                ServicePassword::Set {
-                    fingerprint: "g".into(),
-                    enforce: false,
-                },
+                known("g", PasswordMode::Initial),
             );
         }
         let d = desired(&all);
@@ -676,10 +603,7 @@ mod tests {
         for n in &names {
             pw.insert(
                 n.clone(),
-                ServicePassword::Set {
-                    fingerprint: "other".into(),
-                    enforce: false,
-                },
+                known("other", PasswordMode::Initial),
             );
         }
         assert!(run(&m, &d, &st, &pw, Removal::Disable, false)

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use anyhow::{anyhow, Context as _};
 use serde_json::Value;
 
-use super::dbus::{builder, Bus, NAME};
+use crate::daemon::dbus::{builder, Bus, NAME};
 
 #[zbus::proxy(
     interface = "org.paasd.Paasd1",
@@ -264,7 +264,8 @@ pub fn render_status(v: &Value) -> String {
             let mark = match e["state"].as_str() {
                 Some("ok") => "✓",
                 Some("failed") => "✗",
-                _ => "…",
+                Some(_) => "…",
+                None => "–",
             };
             let pad = t.chars().count();
             out.push_str(&format!("  {mark:<pad$}"));
@@ -301,7 +302,7 @@ pub fn render_status(v: &Value) -> String {
             out.push('\n');
         }
     }
-    out.push_str("\n✓ in sync  ✗ failed  … pending\n");
+    out.push_str("\n✓ in sync  ✗ failed  … pending  – not provisioned there\n");
     out
 }
 
@@ -315,18 +316,22 @@ mod tests {
             "specPath": "/etc/paas/spec.json", "generation": 4, "running": false,
             "lastRun": "2026-11-21T17:00:00Z", "lastResult": "1 created, 0 updated, 0 deleted, 1 unchanged, 1 failed",
             "nextResync": "2026-11-21T18:00:00Z", "specError": null,
-            "targets": {"lldap": {"ok": true, "error": null}},
+            "targets": {"lldap": {"ok": true, "error": null},
+                        "nextcloud": {"ok": false, "state": "waiting", "error": "waiting for nextcloud: cannot reach nextcloud"}},
             "users": {
-                "alice": {"lldap": {"state": "failed", "lastChange": "2026-11-21T17:00:00Z", "lastRun": null, "lastError": "503 Service Unavailable"}},
+                "alice": {"lldap": {"state": "failed", "lastChange": "2026-11-21T17:00:00Z", "lastRun": null, "lastError": "503 Service Unavailable"},
+                          "nextcloud": {"state": "pending", "lastChange": null, "lastRun": null, "lastError": "waiting for nextcloud: cannot reach nextcloud"}},
                 "bob": {"lldap": {"state": "ok", "lastChange": null, "lastRun": null, "lastError": null}},
                 "carol": {"lldap": {"state": "pending", "lastChange": null, "lastRun": null, "lastError": null}}
             }
         });
         let s = render_status(&v);
-        assert!(s.contains("alice  ✗"), "{s}");
-        assert!(s.contains("bob    ✓"), "{s}");
+        assert!(s.contains("USER   lldap  nextcloud"), "{s}");
+        assert!(s.contains("alice  ✗      …"), "{s}");
+        assert!(s.contains("bob    ✓      –"), "{s}");
         assert!(s.contains("carol  …"), "{s}");
         assert!(s.contains("alice in lldap: 503 Service Unavailable"), "{s}");
+        assert!(s.contains("nextcloud: waiting for nextcloud: cannot reach nextcloud"), "{s}");
         assert!(s.contains("generation 4"), "{s}");
     }
 }

@@ -1,7 +1,8 @@
-use super::simulate;
 use super::*;
-use crate::directory::{AttributeSchema, DirGroup, DirUser};
-use crate::spec::parse_spec;
+use crate::core::spec::parse_spec;
+use crate::core::state::Origin;
+use crate::targets::lldap::directory::{AttributeSchema, DirGroup, DirUser};
+use crate::targets::lldap::simulate;
 use serde_json::{json, Value};
 
 fn spec(users: Value, groups: Value, extra: Value) -> Spec {
@@ -78,10 +79,18 @@ fn hand_made_user(d: &mut Directory, id: &str, groups: &[i64]) {
     d.users.insert(id.into(), user);
 }
 
+/// A known password; LLDAP's plan takes its mode from the spec.
+fn known(fingerprint: &str) -> DesiredPassword {
+    DesiredPassword::Known {
+        fingerprint: fingerprint.into(),
+        mode: crate::core::spec::PasswordMode::Enforce,
+    }
+}
+
 struct World {
     dir: Directory,
     state: State,
-    passwords: BTreeMap<String, PasswordInput>,
+    passwords: BTreeMap<String, DesiredPassword>,
     verify: bool,
     force: bool,
     now: u64,
@@ -99,7 +108,7 @@ impl World {
         }
     }
 
-    fn plan(&self, spec: &Spec) -> Plan {
+    fn plan(&self, spec: &Spec) -> LldapPlan {
         plan(&PlanInput {
             spec,
             dir: &self.dir,
@@ -112,9 +121,9 @@ impl World {
     }
 
     /// Plans, applies the plan to the model, and returns the plan.
-    fn apply(&mut self, spec: &Spec) -> Plan {
+    fn apply(&mut self, spec: &Spec) -> LldapPlan {
         let p = self.plan(spec);
-        simulate::apply(spec, &p, &mut self.dir, &mut self.state, &self.passwords);
+        simulate::apply(&p, &mut self.dir, &mut self.state, &self.passwords);
         p
     }
 
@@ -131,7 +140,7 @@ impl World {
     }
 }
 
-fn ops(p: &Plan) -> Vec<(ObjectKind, String, Op)> {
+fn ops(p: &LldapPlan) -> Vec<(ObjectKind, String, Op)> {
     p.changes
         .iter()
         .map(|c| (c.kind, c.name.clone(), c.op))
@@ -170,14 +179,15 @@ fn first_plan_creates_everything_in_dependency_order_and_the_second_is_empty() {
     );
     assert_eq!(w.groups_of("bob"), set(&["family"]));
     assert!(w.dir.user("alice").expect("alice").is_marked());
-    assert!(w.state.lldap.users["alice"].created);
+    assert_eq!(w.state.lldap.users["alice"].origin, Origin::Created);
     assert_eq!(w.state.lldap.groups["media"].id, Some(w.group_id("Media")));
 
     let again = w.plan(&s);
     assert!(again.is_empty(), "second plan must be empty: {again}");
     assert_eq!(again.unchanged_users, 2);
     assert_eq!(again.unchanged_groups, 2);
-    assert!(again.to_string().starts_with("No changes."));
+    assert_eq!(again.to_string(), "", "nothing to show");
+    assert_eq!(again.summary(), "Plan: 0 to create, 0 to change, 0 to delete.");
 }
 
 #[test]
@@ -378,7 +388,11 @@ fn declared_existing_objects_are_adopted_and_the_plan_says_so() {
             .contains("± lldap user \"bob\" (adopt: exists in LLDAP, not created by paasd)"),
         "{p}"
     );
-    assert!(!w.state.lldap.users["bob"].created, "adopted, not created");
+    assert_eq!(
+        w.state.lldap.users["bob"].origin,
+        Origin::Adopted,
+        "adopted, not created"
+    );
     assert!(w.dir.user("bob").expect("bob").is_marked());
     assert!(w.plan(&alice_bob()).is_empty());
     // Once adopted, a removal applies to it like to any managed user.
@@ -423,9 +437,9 @@ fn passwords_initial_vs_enforce() {
         json!({}),
     );
     w.passwords
-        .insert("alice".into(), PasswordInput::Fingerprint("a1".into()));
+        .insert("alice".into(), known("a1"));
     w.passwords
-        .insert("bob".into(), PasswordInput::Fingerprint("b1".into()));
+        .insert("bob".into(), known("b1"));
     let p = w.apply(&s);
     let sets: Vec<_> = p
         .changes
@@ -450,9 +464,9 @@ fn passwords_initial_vs_enforce() {
     assert!(w.plan(&s).is_empty());
     // Both files change: enforce verifies and sets alice's; initial leaves bob's alone.
     w.passwords
-        .insert("alice".into(), PasswordInput::Fingerprint("a2".into()));
+        .insert("alice".into(), known("a2"));
     w.passwords
-        .insert("bob".into(), PasswordInput::Fingerprint("b2".into()));
+        .insert("bob".into(), known("b2"));
     let p = w.apply(&s);
     assert_eq!(
         ops(&p),
@@ -480,7 +494,7 @@ fn unusable_password_is_a_problem_for_that_user_only() {
     let s = alice_bob();
     w.passwords.insert(
         "alice".into(),
-        PasswordInput::Unusable("secret file /p/alice is empty".into()),
+        DesiredPassword::Unusable("secret file /p/alice is empty".into()),
     );
     let p = w.apply(&s);
     assert_eq!(p.problems.len(), 1);
@@ -628,7 +642,7 @@ fn mass_removal_guard_holds_back_unless_forced() {
     assert!(p.changes.is_empty());
     assert_eq!(p.blocked.len(), 1);
     assert!(
-        p.blocked[0].contains("5 of 10 managed users"),
+        p.blocked[0].to_string().contains("5 of 10 managed users"),
         "{}",
         p.blocked[0]
     );
@@ -681,7 +695,7 @@ fn pending_initial_password_is_retried() {
         json!({}),
     );
     w.passwords
-        .insert("bob".into(), PasswordInput::Fingerprint("b1".into()));
+        .insert("bob".into(), known("b1"));
     let p = w.plan(&s);
     // Apply everything but the password (as if the LDAP write failed).
     let mut partial = p.clone();
@@ -689,7 +703,7 @@ fn pending_initial_password_is_retried() {
         c.actions
             .retain(|a| !matches!(a, Action::SetPassword { .. }));
     }
-    simulate::apply(&s, &partial, &mut w.dir, &mut w.state, &w.passwords);
+    simulate::apply(&partial, &mut w.dir, &mut w.state, &w.passwords);
     assert!(w.state.lldap.users["bob"].initial_password_pending);
     let p = w.plan(&s);
     assert_eq!(
@@ -706,7 +720,7 @@ fn plan_serialises_without_secrets() {
     let mut w = World::new();
     w.passwords.insert(
         "alice".into(),
-        PasswordInput::Fingerprint("fp-alice".into()),
+        known("fp-alice"),
     );
     let s = alice_bob();
     let p = w.plan(&s);

@@ -1,309 +1,21 @@
-//! Spec v1: the JSON document the NixOS module renders to `/etc/paas/spec.json`.
-//!
-//! Parsing is strict and reports every problem at once, each with its JSON path
-//! (`users.alice.email: …`). The parser walks a `serde_json::Value` by hand instead of using
-//! `#[serde(deny_unknown_fields)]`, because serde stops at the first error.
-//!
-//! The spec holds no secret: only paths of secret files (`…File` keys).
+//! The spec parser: a walk over `serde_json::Value` that collects every problem, with its JSON
+//! path, instead of stopping at the first.
 
-use crate::attributes::Attributes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// Names of the services paasd can provision besides LLDAP, in the order they are reconciled.
-pub const SERVICE_NAMES: [&str; 5] = ["nextcloud", "gitlab", "jellyfin", "vaultwarden", "mailcow"];
-
-/// The reserved attribute paasd uses as its ownership marker inside LLDAP.
-pub const MARKER_ATTRIBUTE: &str = "paasd-managed";
-
-/// A validated spec.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Spec {
-    pub version: u32,
-    pub lldap: LldapSpec,
-    pub removal: Removal,
-    /// Seconds a removed user stays disabled before `removal = "delete"` deletes it.
-    pub removal_grace_period: u64,
-    pub removal_guard: RemovalGuard,
-    pub passwords: Passwords,
-    pub groups: BTreeMap<String, GroupSpec>,
-    pub users: BTreeMap<String, UserSpec>,
-    pub services: Services,
-    /// Non-fatal remarks (e.g. settings for a service that is not configured).
-    #[serde(skip)]
-    pub warnings: Vec<SpecProblem>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LldapSpec {
-    pub url: String,
-    pub ldap_url: String,
-    pub base_dn: String,
-    pub admin_username: String,
-    pub admin_password_file: PathBuf,
-    pub disabled_group: String,
-    pub timeout_seconds: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Removal {
-    Disable,
-    Delete,
-    Keep,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RemovalGuard {
-    pub max_percent: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum PasswordStrategy {
-    PerUser,
-    Universal,
-    Generated,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Passwords {
-    pub strategy: PasswordStrategy,
-    pub universal_password_file: Option<PathBuf>,
-}
-
-/// Values of a custom attribute: always a list (a single string becomes a one-element list).
-pub type AttributeValues = Vec<String>;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupSpec {
-    /// The LLDAP group name; defaults to the map key.
-    pub display_name: String,
-    pub attributes: Attributes,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum PasswordMode {
-    Enforce,
-    Initial,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserSpec {
-    pub email: String,
-    pub display_name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub groups: Vec<String>,
-    pub admin: bool,
-    pub password_file: Option<PathBuf>,
-    pub password_mode: PasswordMode,
-    pub enable: bool,
-    pub attributes: Attributes,
-    pub password_strategy: Option<PasswordStrategy>,
-    /// Services this user gets an account in; `None` = every configured service.
-    pub services: Option<Vec<String>>,
-    /// Per-service settings; `None` when the user sets none, as most do (boxed: a user without
-    /// them costs ~100 bytes less). Read them with [`UserSpec::settings`].
-    pub service_settings: Option<Box<UserServiceSettings>>,
-}
-
-/// The settings of a user who sets none.
-static NO_SETTINGS: UserServiceSettings = UserServiceSettings {
-    nextcloud: NextcloudUser {
-        quota: None,
-        groups: Vec::new(),
-        admin: false,
-    },
-    gitlab: GitlabUser {
-        admin: false,
-        external: false,
-        can_create_group: None,
-        projects_limit: None,
-    },
-    jellyfin: JellyfinUser {
-        admin: false,
-        enable_all_folders: None,
-    },
-    mailcow: MailcowUser {
-        quota: None,
-        active: None,
-    },
+use super::{
+    GroupSpec, LldapSpec, MailcowUser, PasswordMode, PasswordStrategy, Passwords, Removal,
+    RemovalGuard, ServiceConnection, ServicePasswords, Services, Spec, SpecError, SpecProblem,
+    UserServiceSettings, UserSpec, MARKER_ATTRIBUTE,
 };
-
-impl UserSpec {
-    /// The user's per-service settings (the defaults when it sets none).
-    pub fn settings(&self) -> &UserServiceSettings {
-        self.service_settings.as_deref().unwrap_or(&NO_SETTINGS)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserServiceSettings {
-    pub nextcloud: NextcloudUser,
-    pub gitlab: GitlabUser,
-    pub jellyfin: JellyfinUser,
-    pub mailcow: MailcowUser,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NextcloudUser {
-    pub quota: Option<String>,
-    pub groups: Vec<String>,
-    pub admin: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GitlabUser {
-    pub admin: bool,
-    pub external: bool,
-    pub can_create_group: Option<bool>,
-    pub projects_limit: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JellyfinUser {
-    pub admin: bool,
-    pub enable_all_folders: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MailcowUser {
-    /// MiB.
-    pub quota: Option<u64>,
-    pub active: Option<bool>,
-}
-
-/// Connections to the services besides LLDAP; `Some` = configured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Services {
-    pub nextcloud: Option<ServiceConnection>,
-    pub gitlab: Option<ServiceConnection>,
-    pub jellyfin: Option<ServiceConnection>,
-    pub vaultwarden: Option<ServiceConnection>,
-    pub mailcow: Option<ServiceConnection>,
-}
-
-impl Services {
-    pub fn get(&self, name: &str) -> Option<&ServiceConnection> {
-        match name {
-            "nextcloud" => self.nextcloud.as_ref(),
-            "gitlab" => self.gitlab.as_ref(),
-            "jellyfin" => self.jellyfin.as_ref(),
-            "vaultwarden" => self.vaultwarden.as_ref(),
-            "mailcow" => self.mailcow.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// Names of the configured services.
-    pub fn configured(&self) -> Vec<&'static str> {
-        SERVICE_NAMES
-            .iter()
-            .copied()
-            .filter(|n| self.get(n).is_some())
-            .collect()
-    }
-}
-
-/// One service connection. Which of the optional fields are required depends on the service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceConnection {
-    pub url: String,
-    /// Nextcloud's admin user.
-    pub admin_user: Option<String>,
-    /// The secret file: adminPasswordFile / tokenFile / apiKeyFile / adminTokenFile.
-    pub secret_file: PathBuf,
-    pub ldap_provider: Option<String>,
-    pub domain: Option<String>,
-    pub groups: Vec<String>,
-    /// `None` = the deployment strategy; `Some(None)` = "none" (the service logs in through LDAP/SSO).
-    pub password_strategy: Option<Option<PasswordStrategy>>,
-}
-
-/// One problem found in a spec, with the JSON path it is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SpecProblem {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for SpecProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// Why a spec could not be loaded: it could not be read, or it has problems (all of them).
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("cannot read spec {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}", render_problems(.0))]
-    Invalid(Vec<SpecProblem>),
-}
-
-fn render_problems(problems: &[SpecProblem]) -> String {
-    let mut s = format!(
-        "the spec has {} error{}:",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    );
-    for p in problems {
-        s.push_str("\n  ");
-        s.push_str(&p.to_string());
-    }
-    s
-}
-
-impl SpecError {
-    /// Every problem (for a read error: one problem with an empty path).
-    pub fn problems(&self) -> Vec<SpecProblem> {
-        match self {
-            SpecError::Read { .. } => vec![SpecProblem {
-                path: String::new(),
-                message: self.to_string(),
-            }],
-            SpecError::Invalid(p) => p.clone(),
-        }
-    }
-}
-
-/// Reads and validates a spec file (symlinks are followed).
-pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_spec(&text)
-}
+use crate::core::attributes::Attributes;
+use crate::core::id::ServiceKind;
 
 /// Parses and validates a spec document.
 ///
@@ -745,16 +457,9 @@ fn read_spec(cx: &mut Cx, root: &Value, users: Option<Vec<(String, &RawValue)>>)
         None => BTreeMap::new(),
     };
     let mut services = Services::default();
-    for name in SERVICE_NAMES {
-        if let Some(v) = o.opt(name) {
-            let conn = read_service(cx, name, v);
-            match name {
-                "nextcloud" => services.nextcloud = conn,
-                "gitlab" => services.gitlab = conn,
-                "jellyfin" => services.jellyfin = conn,
-                "vaultwarden" => services.vaultwarden = conn,
-                _ => services.mailcow = conn,
-            }
+    for kind in ServiceKind::ALL {
+        if let Some(conn) = o.opt(kind.name()).and_then(|v| read_service(cx, kind, v)) {
+            services.insert(kind, conn);
         }
     }
     let users = match (o.opt("users"), users) {
@@ -836,7 +541,7 @@ fn read_lldap(cx: &mut Cx, v: &Value) -> Option<LldapSpec> {
 }
 
 fn check_url(cx: &mut Cx, path: &str, s: &str, schemes: &[&str]) {
-    match reqwest::Url::parse(s) {
+    match url::Url::parse(s) {
         Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some() => {}
         Ok(u) => cx.err(
             path,
@@ -1032,40 +737,37 @@ fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<
         None => Attributes::new(),
     };
     let password_strategy = o.enum_of(cx, "passwordStrategy", &STRATEGIES);
-    let services_list = o.string_list(cx, "services");
-    if let Some(list) = &services_list {
+    let services_list = o.string_list(cx, "services").map(|list| {
         let at = o.at("services");
         let mut seen = BTreeSet::new();
+        let mut kinds = Vec::with_capacity(list.len());
         for (i, s) in list.iter().enumerate() {
-            if !SERVICE_NAMES.contains(&s.as_str()) {
-                cx.err(
-                    &index(&at, i),
-                    format!(
-                        "unknown service \"{s}\" (known: {})",
-                        SERVICE_NAMES.join(", ")
-                    ),
-                );
-            } else if services.get(s).is_none() {
-                cx.err(
+            match s.parse::<ServiceKind>() {
+                Err(e) => cx.err(&index(&at, i), e.to_string()),
+                Ok(k) if services.get(k).is_none() => cx.err(
                     &index(&at, i),
                     format!(
                         "service \"{s}\" is not configured (add a top-level \"{s}\" connection)"
                     ),
-                );
-            } else if !seen.insert(s.as_str()) {
-                cx.err(&index(&at, i), format!("service \"{s}\" is listed twice"));
+                ),
+                Ok(k) if !seen.insert(k) => {
+                    cx.err(&index(&at, i), format!("service \"{s}\" is listed twice"))
+                }
+                Ok(k) => kinds.push(k),
             }
         }
-    }
+        kinds
+    });
     let mut settings = UserServiceSettings::default();
-    for name in SERVICE_NAMES {
+    for kind in ServiceKind::ALL {
+        let name = kind.name();
         let Some(sv) = o.opt(name) else { continue };
         let at = o.at(name);
         let Some(mut so) = Obj::new(cx, &at, sv) else {
             continue;
         };
-        match name {
-            "nextcloud" => {
+        match kind {
+            ServiceKind::Nextcloud => {
                 settings.nextcloud.quota = so.string(cx, "quota");
                 if let Some(q) = &settings.nextcloud.quota {
                     if !valid_nextcloud_quota(q) {
@@ -1075,25 +777,28 @@ fn read_user(cx: &mut Cx, path: &str, v: &Value, services: &Services) -> Option<
                 settings.nextcloud.groups = so.string_list(cx, "groups").unwrap_or_default();
                 settings.nextcloud.admin = so.bool(cx, "admin").unwrap_or(false);
             }
-            "gitlab" => {
+            ServiceKind::Gitlab => {
                 settings.gitlab.admin = so.bool(cx, "admin").unwrap_or(false);
                 settings.gitlab.external = so.bool(cx, "external").unwrap_or(false);
                 settings.gitlab.can_create_group = so.bool(cx, "canCreateGroup");
                 settings.gitlab.projects_limit = so.uint(cx, "projectsLimit", 0, 1_000_000);
             }
-            "jellyfin" => {
+            ServiceKind::Jellyfin => {
                 settings.jellyfin.admin = so.bool(cx, "admin").unwrap_or(false);
                 settings.jellyfin.enable_all_folders = so.bool(cx, "enableAllFolders");
             }
-            "mailcow" => {
-                settings.mailcow.quota = so.uint(cx, "quota", 0, 1 << 40);
-                settings.mailcow.active = so.bool(cx, "active");
+            ServiceKind::Mailcow => {
+                settings.mailcow = MailcowUser {
+                    quota: so.uint(cx, "quota", 0, 1 << 40),
+                    active: so.bool(cx, "active"),
+                };
             }
-            _ => {}
+            // Vaultwarden has no per-user settings: an empty object is allowed.
+            ServiceKind::Vaultwarden => {}
         }
         let non_empty = !so.map.is_empty();
         so.finish(cx);
-        if non_empty && services.get(name).is_none() {
+        if non_empty && services.get(kind).is_none() {
             cx.warn(
                 &at,
                 format!("service \"{name}\" is not configured: these settings are ignored"),
@@ -1136,30 +841,24 @@ pub fn valid_nextcloud_quota(q: &str) -> bool {
         )
 }
 
-fn read_service(cx: &mut Cx, name: &'static str, v: &Value) -> Option<ServiceConnection> {
-    let mut o = Obj::new(cx, name, v)?;
+fn read_service(cx: &mut Cx, kind: ServiceKind, v: &Value) -> Option<ServiceConnection> {
+    let mut o = Obj::new(cx, kind.name(), v)?;
     let url = o.req_string(cx, "url");
     if let Some(u) = &url {
         check_url(cx, &o.at("url"), u, &["http", "https"]);
     }
-    let secret_key: &'static str = match name {
-        "nextcloud" => "adminPasswordFile",
-        "gitlab" => "tokenFile",
-        "vaultwarden" => "adminTokenFile",
-        _ => "apiKeyFile",
-    };
-    let admin_user = if name == "nextcloud" {
+    let admin_user = if kind.needs_admin_user() {
         o.req_string(cx, "adminUser")
     } else {
         None
     };
-    let secret_file = o.path(cx, secret_key, true);
-    let ldap_provider = if name == "gitlab" {
+    let secret_file = o.path(cx, kind.secret_key(), true);
+    let ldap_provider = if kind.has_ldap_provider() {
         o.string(cx, "ldapProvider")
     } else {
         None
     };
-    let domain = if name == "mailcow" {
+    let domain = if kind.needs_domain() {
         let d = o.req_string(cx, "domain");
         if let Some(d) = &d {
             if !d.contains('.') || d.contains('@') || d.contains(char::is_whitespace) {
@@ -1171,13 +870,16 @@ fn read_service(cx: &mut Cx, name: &'static str, v: &Value) -> Option<ServiceCon
         None
     };
     let groups = o.string_list(cx, "groups").unwrap_or_default();
-    let password_strategy = if name == "vaultwarden" {
-        None
-    } else {
-        let mut choices: Vec<(&str, Option<PasswordStrategy>)> =
-            STRATEGIES.iter().map(|(n, s)| (*n, Some(*s))).collect();
-        choices.push(("none", None));
+    let password_strategy = if kind.capabilities().passwords {
+        let mut choices: Vec<(&str, ServicePasswords)> = STRATEGIES
+            .iter()
+            .map(|(n, s)| (*n, ServicePasswords::Strategy(*s)))
+            .collect();
+        choices.push(("none", ServicePasswords::None));
         o.enum_of(cx, "passwordStrategy", &choices)
+            .unwrap_or(ServicePasswords::Inherit)
+    } else {
+        ServicePasswords::None
     };
     o.finish(cx);
     Some(ServiceConnection {
@@ -1255,19 +957,16 @@ fn cross_check(
             universal_needed = true;
         }
     }
-    for name in SERVICE_NAMES {
-        let Some(conn) = services.get(name) else {
-            continue;
-        };
+    for (kind, conn) in services.iter() {
         for (i, g) in conn.groups.iter().enumerate() {
             if !valid_group_name(g) {
                 cx.err(
-                    &index(&join(name, "groups"), i),
+                    &index(&join(kind.name(), "groups"), i),
                     format!("\"{g}\" is not a valid group name"),
                 );
             }
         }
-        if conn.password_strategy == Some(Some(PasswordStrategy::Universal)) {
+        if conn.password_strategy == ServicePasswords::Strategy(PasswordStrategy::Universal) {
             universal_needed = true;
         }
     }
@@ -1279,5 +978,3 @@ fn cross_check(
     }
 }
 
-#[cfg(test)]
-mod tests;

@@ -1,21 +1,28 @@
-//! The plan: a pure function from the desired spec, the observed LLDAP directory and paasd's own
-//! state to an ordered list of changes. No I/O happens here: the plan is a value that can be
+//! LLDAP's plan: a pure function from the desired spec, the observed LLDAP directory and paasd's
+//! own state to an ordered list of changes. No I/O happens here: the plan is a value that can be
 //! printed (`paasctl plan`), serialised (D-Bus), tested, and then applied.
 //!
 //! One [`Change`] per object (user, group, schema attribute) groups the [`Action`]s that object
 //! needs; changes are ordered so that dependencies come first (schema → groups → users →
-//! deletions of users → deletions of groups).
+//! deletions of users → deletions of groups). Removal, the grace period, the mass-removal guard
+//! and passwords follow the shared [`policy`](crate::core::policy).
 
-use crate::attributes::Attributes;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use serde::Serialize;
 
-use crate::directory::{DirGroup, DirUser, Directory, ADMIN_GROUP};
-use crate::spec::{PasswordMode, Removal, Spec, UserSpec, MARKER_ATTRIBUTE};
-use crate::state::State;
+use super::directory::{AttributeSchema, DirGroup, DirUser, Directory, ADMIN_GROUP};
+use crate::core::attributes::Attributes;
+use crate::core::id::TargetId;
+use crate::core::plan::{quote, Change, FieldDiff, ObjectKind, Op, Plan, PlanProblem};
+use crate::core::policy::{
+    self, password_step, removal_reason, removal_step, DesiredPassword, Guard, PasswordStep,
+    RemovalStep,
+};
+use crate::core::spec::{PasswordMode, Removal, Spec, UserSpec, MARKER_ATTRIBUTE};
+use crate::core::state::{Effect, State};
+use crate::engine::target::TargetAction;
 
 /// The marker value paasd writes on users it manages.
 pub const USER_MARKER_VALUE: &str = "true";
@@ -38,49 +45,6 @@ fn marker_update(id: &str) -> Action {
         .collect(),
         remove_attributes: Vec::new(),
     }))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "camelCase")]
-pub enum ObjectKind {
-    Schema,
-    Group,
-    User,
-}
-
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ObjectKind::Schema => "attribute",
-            ObjectKind::Group => "group",
-            ObjectKind::User => "user",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Op {
-    Create,
-    Update,
-    Adopt,
-    Disable,
-    Enable,
-    Delete,
-}
-
-impl Op {
-    /// The verb shown in plans and logged as `PAAS_ACTION`.
-    pub fn verb(self) -> &'static str {
-        match self {
-            Op::Create => "create",
-            Op::Update => "update",
-            Op::Adopt => "adopt",
-            Op::Disable => "disable",
-            Op::Enable => "enable",
-            Op::Delete => "delete",
-        }
-    }
 }
 
 /// A reference to a group in an action: by id when it exists, by spec name when paasd creates
@@ -146,11 +110,30 @@ pub enum Action {
     SetPassword { user: String, verify_first: bool },
     #[serde(rename_all = "camelCase")]
     DeleteUser { id: String },
-    /// State only: remember when a user left the spec (removal grace period).
+    /// State only: remember when a user left the spec (removal grace period); 0 clears it.
     #[serde(rename_all = "camelCase")]
     MarkRemoved { user: String, since: u64 },
-    /// A step in a service with its own accounts (the change's `target` names the service).
-    Account(crate::targets::AccountAction),
+}
+
+impl TargetAction for Action {
+    fn intent(&self) -> Option<Effect> {
+        match self {
+            Action::CreateUser { id, attributes, .. } => Some(Effect::UserCreating {
+                id: id.clone(),
+                initial_password_pending: marker_is_pending(attributes),
+            }),
+            Action::CreateGroup { key, .. } => Some(Effect::GroupCreating { key: key.clone() }),
+            _ => None,
+        }
+    }
+}
+
+/// The user's marker says its initial password is still owed.
+pub fn marker_is_pending(attributes: &Attributes) -> bool {
+    attributes
+        .get(MARKER_ATTRIBUTE)
+        .and_then(|v| v.first())
+        .is_some_and(|v| v == USER_MARKER_PENDING)
 }
 
 /// The fields an `updateUser` sets (`None`: unchanged).
@@ -170,140 +153,16 @@ pub struct UserUpdate {
     pub remove_attributes: Vec<String>,
 }
 
-/// What carrying out one action did, for paasd's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "effect", rename_all = "camelCase")]
-pub enum Effect {
-    None,
-    GroupCreated {
-        key: String,
-        id: i64,
-    },
-    GroupAdopted {
-        key: String,
-        id: i64,
-    },
-    GroupDeleted {
-        key: String,
-    },
-    UserCreated {
-        id: String,
-    },
-    UserAdopted {
-        id: String,
-    },
-    UserDeleted {
-        id: String,
-    },
-    /// The password was verified (already right) or written; its fingerprint.
-    PasswordApplied {
-        user: String,
-        fingerprint: String,
-        written: bool,
-    },
-    MarkRemoved {
-        user: String,
-        since: Option<u64>,
-    },
-    /// In a service: an account was created or adopted (with the service's own id).
-    AccountOwned {
-        service: String,
-        user: String,
-        remote_id: String,
-        created: bool,
-    },
-    AccountDeleted {
-        service: String,
-        user: String,
-    },
-    AccountPassword {
-        service: String,
-        user: String,
-        fingerprint: String,
-    },
-    AccountRemovedSince {
-        service: String,
-        user: String,
-        since: Option<u64>,
-    },
-}
-
-/// One field of an object as the plan shows it: `old → new`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldDiff {
-    pub field: Cow<'static, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old: Option<Cow<'static, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<Cow<'static, str>>,
-}
-
-/// Everything the plan does to one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    pub target: Cow<'static, str>,
-    pub kind: ObjectKind,
-    pub name: String,
-    pub op: Op,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub fields: Vec<FieldDiff>,
-    pub actions: Vec<Action>,
-}
-
-/// An object the plan cannot bring to the desired state; it is reported as failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanProblem {
-    pub target: String,
-    pub kind: ObjectKind,
-    pub name: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    pub changes: Vec<Change>,
-    pub problems: Vec<PlanProblem>,
-    /// Changes held back (e.g. by the mass-removal guard), with the reason.
-    pub blocked: Vec<String>,
-    /// Declared users / groups that need nothing.
-    pub unchanged_users: usize,
-    pub unchanged_groups: usize,
-}
-
-impl Plan {
-    /// Nothing to do (problems and blocked changes aside).
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    pub fn count(&self, op: Op) -> usize {
-        self.changes.iter().filter(|c| c.op == op).count()
-    }
-}
-
-/// Per declared user, what is known of its desired LLDAP password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordInput {
-    /// No password source: paasd never sets this user's password.
-    None,
-    /// The fingerprint of the desired password.
-    Fingerprint(String),
-    /// The source exists but cannot be used (unreadable file, bad mode, empty, …).
-    Unusable(String),
-}
+/// LLDAP's plan.
+pub type LldapPlan = Plan<Action>;
 
 /// Everything the plan depends on.
 pub struct PlanInput<'a> {
     pub spec: &'a Spec,
     pub dir: &'a Directory,
     pub state: &'a State,
-    /// By user id; a missing entry is [`PasswordInput::None`].
-    pub passwords: &'a BTreeMap<String, PasswordInput>,
+    /// By user id; a missing entry is [`DesiredPassword::None`].
+    pub passwords: &'a BTreeMap<String, DesiredPassword>,
     /// Verify every enforced password by an LDAP bind, even when its fingerprint is unchanged.
     pub verify_passwords: bool,
     /// Override the mass-removal guard.
@@ -312,7 +171,7 @@ pub struct PlanInput<'a> {
     pub now: u64,
 }
 
-const TARGET: &str = "lldap";
+const TARGET: TargetId = TargetId::Lldap;
 
 /// Indexes over the directory, built once per plan (the plan must stay O(N log N) at 100k users).
 struct Index<'a> {
@@ -404,10 +263,6 @@ fn group_ref(name: &str, key: &str, resolved: &Resolved) -> GroupRef {
     }
 }
 
-fn quote(s: &str) -> Cow<'static, str> {
-    format!("\"{s}\"").into()
-}
-
 fn show_values(v: &[String]) -> Cow<'static, str> {
     if v.len() == 1 {
         quote(&v[0])
@@ -428,7 +283,7 @@ type AttributeDiff = (Attributes, Vec<FieldDiff>);
 fn diff_attributes(
     desired: &Attributes,
     observed: Option<&Attributes>,
-    schema: &BTreeMap<String, crate::directory::AttributeSchema>,
+    schema: &BTreeMap<String, AttributeSchema>,
     which: &str,
 ) -> Result<AttributeDiff, String> {
     let mut inserts = Attributes::new();
@@ -462,13 +317,13 @@ fn diff_attributes(
 }
 
 /// Computes the plan. Pure: same input, same plan.
-pub fn plan(input: &PlanInput<'_>) -> Plan {
+pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
     let spec = input.spec;
     let dir = input.dir;
     let ix = Index::new(dir);
     let mut out = Plan::default();
     let problem = |kind, name: &str, message: String| PlanProblem {
-        target: TARGET.into(),
+        target: TARGET,
         kind,
         name: name.to_string(),
         message,
@@ -476,13 +331,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 
     // 1. The marker attributes in both schemas.
     if !dir.user_attributes.contains_key(MARKER_ATTRIBUTE) {
-        out.changes.push(schema_change(Action::CreateUserAttribute {
+        out.changes.push(schema_change("user", Action::CreateUserAttribute {
             name: MARKER_ATTRIBUTE.into(),
         }));
     }
     if !dir.group_attributes.contains_key(MARKER_ATTRIBUTE) {
         out.changes
-            .push(schema_change(Action::CreateGroupAttribute {
+            .push(schema_change("group", Action::CreateGroupAttribute {
                 name: MARKER_ATTRIBUTE.into(),
             }));
     }
@@ -517,7 +372,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         );
                         attrs.insert(MARKER_ATTRIBUTE.into(), vec![key.to_string()]);
                         out.changes.push(Change {
-                            target: TARGET.into(),
+                            target: TARGET,
                             kind: ObjectKind::Group,
                             name: key.to_string(),
                             op: Op::Create,
@@ -561,7 +416,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         }
                         if rename.is_some() || !inserts.is_empty() {
                             out.changes.push(Change {
-                                target: TARGET.into(),
+                                target: TARGET,
                                 kind: ObjectKind::Group,
                                 name: key.to_string(),
                                 op: if *adopt { Op::Adopt } else { Op::Update },
@@ -616,15 +471,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 
     // The groups whose memberships paasd manages.
     let admin_group = ix.group_by_name.get(ADMIN_GROUP).map(|g| g.id);
-    let mut scope: Vec<(String, GroupRef)> = Vec::new(); // (spec key or special, ref)
+    let mut scope: Vec<(Managed, GroupRef)> = Vec::new();
     for (key, (name, r)) in &resolved {
         if !matches!(r, Resolved::Conflict(_)) {
-            scope.push((key.to_string(), group_ref(name, key, r)));
+            scope.push((Managed::Declared(key), group_ref(name, key, r)));
         }
     }
     if let Some(id) = admin_group {
         scope.push((
-            ADMIN_GROUP.to_string(),
+            Managed::Admin,
             GroupRef {
                 name: ADMIN_GROUP.into(),
                 id: Some(id),
@@ -633,9 +488,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         ));
     }
     if spec.removal == Removal::Disable {
-        for (key, g) in &orphan_groups {
+        for (_, g) in &orphan_groups {
             scope.push((
-                format!("\u{0}orphan:{key}"),
+                Managed::LeftTheSpec,
                 GroupRef {
                     name: g.display_name.clone(),
                     id: Some(g.id),
@@ -649,7 +504,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .filter(|(_, r)| !matches!(r, Resolved::Conflict(_)))
         .map(|(name, r)| group_ref(name, disabled_key, r));
 
-    let membership_diff = |u: Option<&DirUser>, id: &str, want: &BTreeSet<&str>| {
+    let membership_diff = |u: Option<&DirUser>, id: &str, want: &Wanted| {
         let mut actions = Vec::new();
         let mut added = Vec::new();
         let mut removed = Vec::new();
@@ -658,7 +513,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 (Some(u), Some(gid)) => u.groups.contains(&gid),
                 _ => false,
             };
-            let wanted = want.contains(key.as_str());
+            let wanted = match key {
+                Managed::Declared(k) => want.keys.contains(k),
+                Managed::Admin => want.admin,
+                Managed::LeftTheSpec => false,
+            };
             if wanted && !is_member {
                 added.push(gref.name.clone());
                 actions.push(Action::AddToGroup {
@@ -673,20 +532,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 });
             }
         }
-        let field = (!added.is_empty() || !removed.is_empty()).then(|| FieldDiff {
-            field: "groups".into(),
-            old: None,
-            new: Some(
-                added
-                    .iter()
-                    .map(|g| format!("+{g}"))
-                    .chain(removed.iter().map(|g| format!("-{g}")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-                    .into(),
-            ),
-        });
-        (actions, field)
+        (actions, FieldDiff::groups(&added, &removed))
     };
     let is_disabled = |u: &DirUser| match disabled_ref.as_ref().and_then(|r| r.id) {
         Some(gid) => u.groups.contains(&gid),
@@ -694,7 +540,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
 
     // 3. Declared users.
-    let managed = |u: &DirUser| u.is_marked() || input.state.lldap.users.contains_key(&u.id);
+    let managed =
+        |u: &DirUser| policy::is_owned(u.is_marked(), input.state.lldap.users.contains_key(&u.id));
     let mut user_changes = Vec::new();
     for (id, us) in &spec.users {
         let observed = dir.user(id);
@@ -728,12 +575,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         };
         // The user's unusable password is a problem, but the rest of its change still applies.
-        let pw = input
-            .passwords
-            .get(id)
-            .cloned()
-            .unwrap_or(PasswordInput::None);
-        if let PasswordInput::Unusable(msg) = &pw {
+        let pw = input.passwords.get(id).unwrap_or(&DesiredPassword::None);
+        if let DesiredPassword::Unusable(msg) = pw {
             out.problems
                 .push(problem(ObjectKind::User, id, msg.clone()));
         }
@@ -744,23 +587,25 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             None => {
                 op = Op::Create;
                 let (mut attributes, attr_fields) = attrs;
+                // An initial password is owed from the start: if it cannot be set now, the
+                // marker keeps saying so, even if the state file is lost.
                 let initial_pending = us.enable
                     && us.password_mode == PasswordMode::Initial
-                    && matches!(pw, PasswordInput::Fingerprint(_));
+                    && *pw != DesiredPassword::None;
                 let marker = if initial_pending {
                     USER_MARKER_PENDING
                 } else {
                     USER_MARKER_VALUE
                 };
                 attributes.insert(MARKER_ATTRIBUTE.into(), vec![marker.into()]);
-                fields.push(new_field("email", &us.email));
+                fields.push(FieldDiff::new_value("email", &us.email));
                 for (f, v) in [
                     ("displayName", &us.display_name),
                     ("firstName", &us.first_name),
                     ("lastName", &us.last_name),
                 ] {
                     if let Some(v) = v {
-                        fields.push(new_field(f, v));
+                        fields.push(FieldDiff::new_value(f, v));
                     }
                 }
                 fields.extend(attr_fields);
@@ -775,7 +620,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 let (ma, mf) = membership_diff(None, id, &want);
                 actions.extend(ma);
                 fields.extend(mf);
-                if let PasswordInput::Fingerprint(_) = pw {
+                if let DesiredPassword::Known { .. } = pw {
                     if us.enable {
                         fields.push(FieldDiff {
                             field: "password".into(),
@@ -803,7 +648,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 let mut update_first = None;
                 let mut update_last = None;
                 if !u.email.eq_ignore_ascii_case(&us.email) {
-                    fields.push(diff_field("email", &u.email, &us.email));
+                    fields.push(FieldDiff::changed("email", Some(&u.email), &us.email));
                     update_email = Some(us.email.clone());
                 }
                 for (f, cur, want, slot) in [
@@ -823,7 +668,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 ] {
                     if let Some(w) = want {
                         if w != cur {
-                            fields.push(diff_field(f, cur, w));
+                            fields.push(FieldDiff::changed(f, Some(cur), w));
                             *slot = Some(w.clone());
                         }
                     }
@@ -858,46 +703,38 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 let (ma, mf) = membership_diff(Some(u), &u.id, &want);
                 actions.extend(ma);
                 fields.extend(mf);
-                if let PasswordInput::Fingerprint(fp) = &pw {
-                    let owned = input.state.lldap.users.get(&u.id);
-                    let marker_pending = u
-                        .attributes
-                        .get(MARKER_ATTRIBUTE)
-                        .and_then(|v| v.first())
-                        .is_some_and(|v| v == USER_MARKER_PENDING);
-                    let pending_initial =
-                        marker_pending || owned.is_some_and(|o| o.initial_password_pending);
-                    let set = us.enable
-                        && match us.password_mode {
-                            PasswordMode::Initial => pending_initial,
-                            PasswordMode::Enforce => {
-                                input.verify_passwords
-                                    || pending_initial
-                                    || owned.and_then(|o| o.password_fingerprint.as_ref())
-                                        != Some(fp)
-                            }
-                        };
-                    if set {
-                        let verify_first = !pending_initial;
-                        fields.push(FieldDiff {
-                            field: "password".into(),
-                            old: None,
-                            new: Some(
-                                if verify_first {
-                                    "(verify by LDAP bind, set from the password file if different)"
-                                } else {
-                                    "(set from the password file)"
-                                }
-                                .into(),
-                            ),
-                        });
-                        actions.push(Action::SetPassword {
-                            user: u.id.clone(),
-                            verify_first,
-                        });
-                        if marker_pending {
-                            actions.push(marker_update(&u.id));
-                        }
+                let owned = input.state.lldap.users.get(&u.id);
+                let marker_pending = marker_is_pending(&u.attributes);
+                let pending_initial =
+                    marker_pending || owned.is_some_and(|o| o.initial_password_pending);
+                let step = if us.enable {
+                    password_step(
+                        pw.fingerprint(),
+                        us.password_mode,
+                        owned.and_then(|o| o.password_fingerprint.as_deref()),
+                        pending_initial,
+                        input.verify_passwords,
+                        true,
+                    )
+                } else {
+                    PasswordStep::Keep
+                };
+                if step != PasswordStep::Keep {
+                    let verify_first = step == PasswordStep::VerifyThenSet;
+                    fields.push(FieldDiff::note(
+                        "password",
+                        if verify_first {
+                            "(verify by LDAP bind, set from the password file if different)"
+                        } else {
+                            "(set from the password file)"
+                        },
+                    ));
+                    actions.push(Action::SetPassword {
+                        user: u.id.clone(),
+                        verify_first,
+                    });
+                    if marker_pending {
+                        actions.push(marker_update(&u.id));
                     }
                 }
                 let was_disabled = is_disabled(u);
@@ -931,7 +768,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             out.unchanged_users += 1;
         } else {
             user_changes.push(Change {
-                target: TARGET.into(),
+                target: TARGET,
                 kind: ObjectKind::User,
                 name: id.clone(),
                 op,
@@ -962,80 +799,79 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .users
             .get(&u.id)
             .and_then(|o| o.removed_since);
-        let reason = format!(
-            "removed from the spec; removal = \"{}\"",
-            removal_name(spec.removal)
+        let step = removal_step(
+            spec.removal,
+            spec.removal_grace_period,
+            removed_since,
+            input.now,
         );
-        let delete_now = spec.removal == Removal::Delete
-            && (spec.removal_grace_period == 0
-                || removed_since
-                    .is_some_and(|t| input.now.saturating_sub(t) >= spec.removal_grace_period));
-        if delete_now {
-            removals.push(Change {
-                target: TARGET.into(),
+        let reason = removal_reason(
+            "removed from the spec",
+            spec.removal,
+            step,
+            spec.removal_grace_period,
+        );
+        match step {
+            RemovalStep::Delete => removals.push(Change {
+                target: TARGET,
                 kind: ObjectKind::User,
                 name: u.id.clone(),
                 op: Op::Delete,
                 reason: Some(reason),
                 fields: Vec::new(),
                 actions: vec![Action::DeleteUser { id: u.id.clone() }],
-            });
-        } else if spec.removal != Removal::Keep {
-            let want: BTreeSet<&str> = [disabled_key].into_iter().collect();
-            let (mut actions, field) = membership_diff(Some(u), &u.id, &want);
-            let mut fields: Vec<FieldDiff> = field.into_iter().collect();
-            let mut reason = reason;
-            if spec.removal == Removal::Delete && removed_since.is_none() {
-                actions.push(Action::MarkRemoved {
-                    user: u.id.clone(),
-                    since: input.now,
-                });
-                reason = format!(
-                    "{reason}; deleted after removalGracePeriod ({} s)",
-                    spec.removal_grace_period
-                );
-                fields.push(FieldDiff {
-                    field: "delete after".into(),
-                    old: None,
-                    new: Some(format!("{} s", spec.removal_grace_period).into()),
-                });
+            }),
+            RemovalStep::Disable { start_grace_period } => {
+                let want = Wanted {
+                    keys: [disabled_key].into_iter().collect(),
+                    admin: false,
+                };
+                let (mut actions, field) = membership_diff(Some(u), &u.id, &want);
+                let mut fields: Vec<FieldDiff> = field.into_iter().collect();
+                if start_grace_period {
+                    actions.push(Action::MarkRemoved {
+                        user: u.id.clone(),
+                        since: input.now,
+                    });
+                    fields.push(FieldDiff::note(
+                        "delete after",
+                        format!("{} s", spec.removal_grace_period),
+                    ));
+                }
+                if !actions.is_empty() {
+                    removals.push(Change {
+                        target: TARGET,
+                        kind: ObjectKind::User,
+                        name: u.id.clone(),
+                        op: if is_disabled(u) {
+                            Op::Update
+                        } else {
+                            Op::Disable
+                        },
+                        reason: Some(reason),
+                        fields,
+                        actions,
+                    });
+                }
             }
-            if !actions.is_empty() {
-                removals.push(Change {
-                    target: TARGET.into(),
-                    kind: ObjectKind::User,
-                    name: u.id.clone(),
-                    op: if is_disabled(u) {
-                        Op::Update
-                    } else {
-                        Op::Disable
-                    },
-                    reason: Some(reason),
-                    fields,
-                    actions,
-                });
-            }
+            RemovalStep::Keep => {}
         }
     }
 
     // The mass-removal guard: disabling or deleting many managed users at once is held back.
-    let removing: Vec<&Change> = user_changes
+    let removing = user_changes
         .iter()
         .chain(removals.iter())
-        .filter(|c| matches!(c.op, Op::Disable | Op::Delete))
-        .collect();
-    let n = removing.len();
-    let max = spec.removal_guard.max_percent as usize;
-    if !input.force && n > 3 && n * 100 > max * managed_total.max(1) {
-        let msg = format!(
-            "removal guard: {n} of {managed_total} managed users would be disabled or deleted ({}%), \
-             more than removalGuard.maxPercent = {max}%; these changes are held back \
-             (run `paasctl apply --force` if this is intended)",
-            n * 100 / managed_total.max(1)
-        );
-        out.blocked.push(msg);
-        user_changes.retain(|c| !matches!(c.op, Op::Disable | Op::Delete));
-        removals.retain(|c| !matches!(c.op, Op::Disable | Op::Delete));
+        .filter(|c| c.op.removes())
+        .count();
+    let guard = Guard {
+        max_percent: spec.removal_guard.max_percent,
+        force: input.force,
+    };
+    if let Some(held) = guard.check(TARGET, removing, managed_total) {
+        out.blocked.push(held);
+        user_changes.retain(|c| !c.op.removes());
+        removals.retain(|c| !c.op.removes());
     }
     // The user changes become the plan's list, with the few schema and group changes put in
     // front: at 100k users one list of changes exists at a time, not two.
@@ -1047,7 +883,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if spec.removal == Removal::Delete {
         for (key, g) in &orphan_groups {
             out.changes.push(Change {
-                target: TARGET.into(),
+                target: TARGET,
                 kind: ObjectKind::Group,
                 name: key.clone(),
                 op: Op::Delete,
@@ -1065,135 +901,47 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     out
 }
 
-fn desired_groups<'a>(us: &'a UserSpec, disabled_key: &'a str) -> BTreeSet<&'a str> {
-    if !us.enable {
-        return [disabled_key].into_iter().collect();
-    }
-    let mut want: BTreeSet<&str> = us.groups.iter().map(String::as_str).collect();
-    if us.admin {
-        want.insert(ADMIN_GROUP);
-    }
-    want
+/// A group whose memberships paasd manages.
+enum Managed<'a> {
+    /// A spec group (by key), or paasd's disabled group.
+    Declared(&'a str),
+    /// LLDAP's `lldap_admin`: for declared admins.
+    Admin,
+    /// A group paasd managed that left the spec (`removal = "disable"` strips its members).
+    LeftTheSpec,
 }
 
-fn schema_change(action: Action) -> Change {
-    let (kind, name) = match &action {
-        Action::CreateUserAttribute { name } => ("user", name.clone()),
-        Action::CreateGroupAttribute { name } => ("group", name.clone()),
-        _ => ("", String::new()),
-    };
+/// The managed groups a user should be in.
+struct Wanted<'a> {
+    keys: BTreeSet<&'a str>,
+    admin: bool,
+}
+
+fn desired_groups<'a>(us: &'a UserSpec, disabled_key: &'a str) -> Wanted<'a> {
+    if !us.enable {
+        return Wanted {
+            keys: [disabled_key].into_iter().collect(),
+            admin: false,
+        };
+    }
+    Wanted {
+        keys: us.groups.iter().map(String::as_str).collect(),
+        admin: us.admin,
+    }
+}
+
+/// paasd's marker attribute in the `schema` ("user" or "group") attribute schema.
+fn schema_change(schema: &str, action: Action) -> Change<Action> {
     Change {
-        target: TARGET.into(),
+        target: TARGET,
         kind: ObjectKind::Schema,
-        name: format!("{kind}.{name}"),
+        name: format!("{schema}.{MARKER_ATTRIBUTE}"),
         op: Op::Create,
         reason: Some("paasd's ownership marker (hidden, not user-editable)".into()),
         fields: Vec::new(),
         actions: vec![action],
     }
 }
-
-fn removal_name(r: Removal) -> &'static str {
-    match r {
-        Removal::Disable => "disable",
-        Removal::Delete => "delete",
-        Removal::Keep => "keep",
-    }
-}
-
-fn new_field(field: &'static str, v: &str) -> FieldDiff {
-    FieldDiff {
-        field: field.into(),
-        old: None,
-        new: Some(quote(v)),
-    }
-}
-
-fn diff_field(field: &'static str, old: &str, new: &str) -> FieldDiff {
-    FieldDiff {
-        field: field.into(),
-        old: Some(quote(old)),
-        new: Some(quote(new)),
-    }
-}
-
-impl fmt::Display for Plan {
-    /// Terraform-like: `+` create, `~` update, `-` delete, `±` adopt, `!` problem.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.changes.is_empty() && self.problems.is_empty() && self.blocked.is_empty() {
-            return writeln!(
-                f,
-                "No changes. LLDAP matches the spec ({} users, {} groups).",
-                self.unchanged_users, self.unchanged_groups
-            );
-        }
-        for c in &self.changes {
-            let sign = match c.op {
-                Op::Create => "+",
-                Op::Delete => "-",
-                Op::Adopt => "±",
-                _ => "~",
-            };
-            let verb = c.op.verb();
-            write!(
-                f,
-                "  {sign} {} {} {} ({verb}",
-                c.target,
-                c.kind,
-                quote(&c.name)
-            )?;
-            if let Some(r) = &c.reason {
-                write!(f, ": {r}")?;
-            }
-            writeln!(f, ")")?;
-            let width = c.fields.iter().map(|d| d.field.len()).max().unwrap_or(0);
-            for d in &c.fields {
-                match (&d.old, &d.new) {
-                    (Some(o), Some(n)) => writeln!(f, "      ~ {:width$} = {o} -> {n}", d.field)?,
-                    (None, Some(n)) => writeln!(
-                        f,
-                        "      {} {:width$} = {n}",
-                        if c.op == Op::Create { "+" } else { "~" },
-                        d.field
-                    )?,
-                    (Some(o), None) => writeln!(f, "      - {:width$} = {o}", d.field)?,
-                    (None, None) => writeln!(f, "      ~ {}", d.field)?,
-                }
-            }
-        }
-        for p in &self.problems {
-            writeln!(
-                f,
-                "  ! {} {} {}: {}",
-                p.target,
-                p.kind,
-                quote(&p.name),
-                p.message
-            )?;
-        }
-        for b in &self.blocked {
-            writeln!(f, "  ! {b}")?;
-        }
-        let changed = self
-            .changes
-            .iter()
-            .filter(|c| !matches!(c.op, Op::Create | Op::Delete))
-            .count();
-        writeln!(
-            f,
-            "\nPlan: {} to create, {changed} to change, {} to delete{}.",
-            self.count(Op::Create),
-            self.count(Op::Delete),
-            if self.problems.is_empty() {
-                String::new()
-            } else {
-                format!(", {} with problems", self.problems.len())
-            }
-        )
-    }
-}
-
-pub mod simulate;
 
 #[cfg(test)]
 mod tests;

@@ -5,25 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, Effect, PasswordInput, Plan};
-use crate::directory::{AttributeSchema, DirGroup, DirUser, Directory};
-use crate::spec::Spec;
-use crate::state::State;
+use super::directory::{AttributeSchema, DirGroup, DirUser, Directory};
+use super::plan::{marker_is_pending, Action, LldapPlan, UserUpdate};
+use crate::core::id::TargetId;
+use crate::core::policy::DesiredPassword;
+use crate::core::spec::MARKER_ATTRIBUTE;
+use crate::core::state::{Effect, State};
 
 /// Applies every action of `plan` to `dir` and `state`, as a successful apply would.
 /// `passwords` gives the fingerprints the password actions record.
 pub fn apply(
-    spec: &Spec,
-    plan: &Plan,
+    plan: &LldapPlan,
     dir: &mut Directory,
     state: &mut State,
-    passwords: &BTreeMap<String, PasswordInput>,
+    passwords: &BTreeMap<String, DesiredPassword>,
 ) {
     let mut created: BTreeMap<String, i64> = BTreeMap::new();
     for change in &plan.changes {
         for action in &change.actions {
             let effect = step(dir, action, &mut created, passwords);
-            state.record(&effect, spec);
+            state.record(&effect);
         }
     }
 }
@@ -42,16 +43,16 @@ fn step(
     dir: &mut Directory,
     action: &Action,
     created: &mut BTreeMap<String, i64>,
-    passwords: &BTreeMap<String, PasswordInput>,
+    passwords: &BTreeMap<String, DesiredPassword>,
 ) -> Effect {
     match action {
         Action::CreateUserAttribute { name } => {
             dir.user_attributes.insert(name.clone(), marker_schema());
-            Effect::None
+            Effect::Changed
         }
         Action::CreateGroupAttribute { name } => {
             dir.group_attributes.insert(name.clone(), marker_schema());
-            Effect::None
+            Effect::Changed
         }
         Action::CreateGroup {
             key,
@@ -89,13 +90,13 @@ fn step(
                 }
                 g.attributes.extend(insert_attributes.clone());
             }
-            if insert_attributes.contains_key(crate::spec::MARKER_ATTRIBUTE) {
+            if insert_attributes.contains_key(MARKER_ATTRIBUTE) {
                 Effect::GroupAdopted {
                     key: key.clone(),
                     id: *id,
                 }
             } else {
-                Effect::None
+                Effect::Changed
             }
         }
         Action::DeleteGroup { key, id } => {
@@ -125,10 +126,13 @@ fn step(
                     groups: Default::default(),
                 },
             );
-            Effect::UserCreated { id: id.clone() }
+            Effect::UserCreated {
+                id: id.clone(),
+                initial_password_pending: marker_is_pending(attributes),
+            }
         }
         Action::UpdateUser(update) => {
-            let crate::plan::UserUpdate {
+            let UserUpdate {
                 id,
                 email,
                 display_name,
@@ -153,10 +157,10 @@ fn step(
                 }
                 u.attributes.extend(insert_attributes.clone());
             }
-            if insert_attributes.contains_key(crate::spec::MARKER_ATTRIBUTE) {
+            if insert_attributes.contains_key(MARKER_ATTRIBUTE) {
                 Effect::UserAdopted { id: id.clone() }
             } else {
-                Effect::None
+                Effect::Changed
             }
         }
         Action::AddToGroup { user, group } | Action::RemoveFromGroup { user, group } => {
@@ -170,25 +174,28 @@ fn step(
                     u.leave_group(gid);
                 }
             }
-            Effect::None
+            Effect::Changed
         }
         Action::SetPassword { user, .. } => match passwords.get(user) {
-            Some(PasswordInput::Fingerprint(fp)) => Effect::PasswordApplied {
+            Some(DesiredPassword::Known { fingerprint, .. }) => Effect::PasswordApplied {
+                target: TargetId::Lldap,
                 user: user.clone(),
-                fingerprint: fp.clone(),
+                fingerprint: fingerprint.clone(),
                 written: true,
             },
-            _ => Effect::None,
+            _ => Effect::Changed,
         },
         Action::DeleteUser { id } => {
             dir.users.remove(&id.to_ascii_lowercase());
-            Effect::UserDeleted { id: id.clone() }
+            Effect::Deleted {
+                target: TargetId::Lldap,
+                user: id.clone(),
+            }
         }
-        Action::MarkRemoved { user, since } => Effect::MarkRemoved {
+        Action::MarkRemoved { user, since } => Effect::RemovedSince {
+            target: TargetId::Lldap,
             user: user.clone(),
             since: (*since != 0).then_some(*since),
         },
-        // Services are modelled by their own simulator; the LLDAP model ignores them.
-        Action::Account(_) => Effect::None,
     }
 }
