@@ -99,7 +99,7 @@ in
         WatchdogSec = "60s";
         TimeoutStopSec = "30s";
 
-        # sandboxing
+        # sandboxing: the settings of dist/paasd.service (nix/eval/check.sh compares them)
         UMask = "0077";
         NoNewPrivileges = true;
         CapabilityBoundingSet = "";
@@ -108,12 +108,19 @@ in
         ProtectHome = true;
         PrivateTmp = true;
         PrivateDevices = true;
+        DevicePolicy = "closed";
+        PrivateIPC = true;
+        RemoveIPC = true;
+        KeyringMode = "private";
         ProtectKernelTunables = true;
         ProtectKernelModules = true;
         ProtectKernelLogs = true;
         ProtectControlGroups = true;
         ProtectClock = true;
         ProtectHostname = true;
+        # other processes are invisible in /proc, and /proc holds only process directories
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
         RestrictAddressFamilies = [
           "AF_UNIX"
           "AF_INET"
@@ -130,6 +137,8 @@ in
           "~@privileged"
           "~@resources"
         ];
+        # a filtered system call fails with EPERM instead of killing paasd
+        SystemCallErrorNumber = "EPERM";
       };
     };
   };
