@@ -24,7 +24,7 @@
       # The module's `package` option defaults to pkgs.paasd when the overlay is applied and to
       # `pkgs.callPackage ./nix/package.nix { }` otherwise, so it also works imported on its own.
       nixosModules = {
-        paas = ./modules/paas.nix; # a path: error messages name the file
+        paas = ./modules/paas; # a path: error messages name the files
         default = self.nixosModules.paas;
       };
 

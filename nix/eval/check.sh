@@ -4,7 +4,8 @@
 #   2. with an assembled evaluation tree (PAAS_NIX_EVAL_TREE, see docs/nixos.md), evaluates against
 #      the real NixOS module system:
 #        - the module with the example configuration: assertions, the unit's serviceConfig,
-#          the spec and the unit file built offline, the D-Bus policy;
+#          the spec and the unit file built offline (its sandboxing compared with
+#          dist/paasd.service's), the D-Bus policy;
 #        - the evaluation-only assertion test (nix/tests/eval-assertions.nix);
 #        - each VM test down to its test derivation;
 #        - the flake's outputs (with a nixpkgs input made of the tree);
@@ -118,6 +119,31 @@ if [ -n "$unitdir" ] && [ -f "$unitdir/paasd.service" ]; then
     grep -q -F -- "$line" "$unitdir/paasd.service" || bad "paasd.service lacks $line"
   done
   ok "paasd.service rendered: $unitdir/paasd.service"
+  # the NixOS unit is sandboxed at least like the non-NixOS one (dist/paasd.service, # Sandboxing)
+  python3 - "$REPO/dist/paasd.service" "$unitdir/paasd.service" << 'EOF' && ok "sandboxing as in dist/paasd.service" || bad "sandboxing differs from dist/paasd.service"
+import sys
+def settings(path, only_sandboxing):
+    out, on = {}, not only_sandboxing
+    for line in open(path):
+        line = line.strip()
+        if line == "# Sandboxing":
+            on = True
+        elif line.startswith("[") and only_sandboxing:
+            on = False
+        if not on or not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        words = v.split() if k in ("RestrictAddressFamilies", "SystemCallFilter") else [v]
+        if k == "SystemCallFilter" and v.startswith("~"):  # "~a b" denies both
+            words = ["~" + w.lstrip("~") for w in words]
+        out.setdefault(k, set()).update({"yes": "true", "no": "false"}.get(w, w) for w in words)
+    return out
+dist, nixos = settings(sys.argv[1], True), settings(sys.argv[2], False)
+diff = {k: (sorted(v), sorted(nixos.get(k, ()))) for k, v in dist.items() if nixos.get(k) != v}
+for k, (d, n) in sorted(diff.items()):
+    print(f"  {k}: dist/paasd.service {d}, NixOS unit {n or 'unset'}")
+sys.exit(1 if diff else 0)
+EOF
 else
   bad "paasd.service did not build"
 fi

@@ -26,7 +26,7 @@ let
     meta.mainProgram = "paasd";
   };
 
-  paasModule = repo + "/modules/paas.nix";
+  paasModule = repo + "/modules/paas";
 
   # Nix options of a container-less NixOS configuration the assembled tree can evaluate
   baseModule =

@@ -201,6 +201,27 @@ let
       ]
     )
 
+  ]
+  # each service's secret file is checked like every other secret (written out here, not taken from
+  # the module's table of services, so a service dropped from the table fails the test)
+  ++ map (
+    c:
+    expectRejected "relative secret path of ${c.service}"
+      {
+        services.paas.${c.service} = {
+          url = "https://${c.service}.example.com";
+          ${c.option} = "secrets/${c.service}";
+        } // c.extra;
+      }
+      [ ''services.paas.${c.service}.${c.option} = "secrets/${c.service}" is not an absolute path'' ]
+  ) [
+    { service = "nextcloud"; option = "adminPasswordFile"; extra = { }; }
+    { service = "gitlab"; option = "tokenFile"; extra = { }; }
+    { service = "jellyfin"; option = "apiKeyFile"; extra = { }; }
+    { service = "vaultwarden"; option = "adminTokenFile"; extra = { }; }
+    { service = "mailcow"; option = "apiKeyFile"; extra.domain = "example.com"; }
+  ]
+  ++ [
     (expectRejected "relative secret path"
       { services.paas.passwords.universalPasswordFile = "secrets/universal"; }
       [ ''services.paas.passwords.universalPasswordFile = "secrets/universal" is not an absolute path'' ]
