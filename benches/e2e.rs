@@ -14,8 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use paas_doubles::lldap::{LldapConfig, LldapDouble};
+use paasd::core::spec::parse_spec;
 use paasd::reconcile::{self, Options};
-use paasd::spec::parse_spec;
 use serde_json::{json, Map, Value};
 
 const GROUPS: usize = 10;

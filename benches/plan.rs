@@ -17,10 +17,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use paasd::directory::{AttributeSchema, DirGroup, DirUser, Directory};
-use paasd::plan::{self, simulate, PasswordInput, Plan, PlanInput};
-use paasd::spec::{parse_spec, Spec};
-use paasd::state::State;
+use paasd::core::policy::DesiredPassword;
+use paasd::core::spec::{parse_spec, Spec};
+use paasd::core::state::State;
+use paasd::targets::lldap::directory::{AttributeSchema, DirGroup, DirUser, Directory};
+use paasd::targets::lldap::plan::{self, LldapPlan as Plan, PlanInput};
+use paasd::targets::lldap::simulate;
 use serde_json::{json, Value};
 
 /// The system allocator, counting live and peak heap bytes: the `--rss` mode reports exactly what
@@ -102,14 +104,18 @@ fn spec_text(n: usize) -> String {
     t
 }
 
-fn passwords(spec: &Spec) -> BTreeMap<String, PasswordInput> {
+fn passwords(spec: &Spec) -> BTreeMap<String, DesiredPassword> {
     spec.users
         .keys()
         .enumerate()
         .map(|(i, id)| {
             // The shape of a real fingerprint: 64 hex digits (HMAC-SHA-256).
             let fp = format!("{:064x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            (id.clone(), PasswordInput::Fingerprint(fp))
+            let known = DesiredPassword::Known {
+                fingerprint: fp,
+                mode: paasd::core::spec::PasswordMode::Enforce,
+            };
+            (id.clone(), known)
         })
         .collect()
 }
@@ -157,7 +163,7 @@ fn run_plan(
     spec: &Spec,
     dir: &Directory,
     state: &State,
-    pw: &BTreeMap<String, PasswordInput>,
+    pw: &BTreeMap<String, DesiredPassword>,
 ) -> Plan {
     plan::plan(&PlanInput {
         spec,
@@ -172,7 +178,7 @@ fn run_plan(
 
 struct Fixture {
     spec: Spec,
-    pw: BTreeMap<String, PasswordInput>,
+    pw: BTreeMap<String, DesiredPassword>,
     empty_dir: Directory,
     empty_state: State,
     converged_dir: Directory,
@@ -187,7 +193,7 @@ fn fixture(n: usize) -> Fixture {
     let first = run_plan(&spec, &empty_dir, &empty_state, &pw);
     let mut converged_dir = empty_dir.clone();
     let mut converged_state = State::default();
-    simulate::apply(&spec, &first, &mut converged_dir, &mut converged_state, &pw);
+    simulate::apply(&first, &mut converged_dir, &mut converged_state, &pw);
     let again = run_plan(&spec, &converged_dir, &converged_state, &pw);
     assert!(again.is_empty(), "the converged plan must be empty");
     assert_eq!(again.unchanged_users, n);
@@ -341,18 +347,20 @@ fn rss_mode(n: usize) {
     let h_first = live() - heap0 - h_spec - h_pw;
     let mut converged = empty;
     let mut state = State::default();
-    simulate::apply(&spec, &first, &mut converged, &mut state, &pw);
+    simulate::apply(&first, &mut converged, &mut state, &pw);
     drop(first);
     let h_state = state_bytes(&state);
 
     // Observe: the converged directory as LLDAP would send it, parsed the way paasd does.
     let body = observe_answer(&converged);
-    let observed = paasd::lldap::parse_observe_answer(body.as_bytes()).expect("observe answer");
+    let observed = paasd::targets::lldap::operations::parse_observe_answer(body.as_bytes())
+        .expect("observe answer");
     assert_eq!(observed, converged, "the observe answer must round-trip");
     drop((observed, converged));
     take_peak();
     let t = Instant::now();
-    let dir = paasd::lldap::parse_observe_answer(body.as_bytes()).expect("observe answer");
+    let dir = paasd::targets::lldap::operations::parse_observe_answer(body.as_bytes())
+        .expect("observe answer");
     let observe_time = t.elapsed();
     let observe_peak = take_peak() - heap0;
     let body_bytes = body.len();

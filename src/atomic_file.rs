@@ -54,7 +54,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Creates `dir` and its missing parents, owner-only.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Removes `<name>.tmp.<pid>` files whose writer is gone. A live writer's file is left alone.

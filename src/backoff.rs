@@ -160,7 +160,10 @@ mod tests {
             assert!(d.as_millis() as u64 <= ceiling, "retry {n}: {d:?}");
             assert!(d.as_millis() as u64 >= ceiling / 2, "retry {n}: {d:?}");
         }
-        assert_eq!(b.total_ceiling(), Duration::from_millis(100 + 200 + 400 + 800 + 5000));
+        assert_eq!(
+            b.total_ceiling(),
+            Duration::from_millis(100 + 200 + 400 + 800 + 5000)
+        );
     }
 
     #[test]

@@ -315,10 +315,8 @@ impl Http {
         secret: Option<&Secret>,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     ) -> Result<Sent, HttpError> {
-        self.send_decoded(secret, build, |r| {
-            Decoded::<_, HttpError>::Ok(r.clone())
-        })
-        .await
+        self.send_decoded(secret, build, |r| Decoded::<_, HttpError>::Ok(r.clone()))
+            .await
     }
 
     /// For answers that must be JSON on success: a 2xx body that does not parse as `T` is

@@ -218,7 +218,9 @@ pub fn generate_password() -> Result<Secret, getrandom::Error> {
             }
         }
         let has = |f: fn(&char) -> bool| out.chars().any(|c| f(&c));
-        if has(char::is_ascii_uppercase) && has(char::is_ascii_lowercase) && has(char::is_ascii_digit)
+        if has(char::is_ascii_uppercase)
+            && has(char::is_ascii_lowercase)
+            && has(char::is_ascii_digit)
         {
             return Ok(Secret(out));
         }
@@ -317,9 +319,11 @@ mod tests {
     #[test]
     fn generated_passwords_are_random_stored_0600_and_stable() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert!(generated_password(d.path(), ServiceKind::Nextcloud, "alice", false)
-            .expect("read")
-            .is_none());
+        assert!(
+            generated_password(d.path(), ServiceKind::Nextcloud, "alice", false)
+                .expect("read")
+                .is_none()
+        );
         let a = generated_password(d.path(), ServiceKind::Nextcloud, "alice", true)
             .expect("create")
             .expect("some");

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use paas_doubles::lldap::{LldapConfig, LldapDouble, SeedUser};
-use paasd::state::State;
+use paasd::core::state::State;
 use serde_json::{json, Map, Value};
 
 const ADMIN_PW: &str = "crash-admin-Pw-31";
@@ -251,7 +251,7 @@ async fn crash_and_converge(victim: Victim) {
         .lldap
         .users
         .iter()
-        .filter(|(_, o)| o.creating)
+        .filter(|(_, o)| o.origin == paasd::core::state::Origin::Creating)
         .map(|(id, _)| id)
         .collect();
     if !creating.is_empty() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use daemon_support::{NixLayout, PrivateBus, ScriptedEngine};
 use futures::StreamExt as _;
-use paasd::daemon::ctl::{self, Paasd1Proxy};
+use paasd::cli::client::{self as ctl, Paasd1Proxy};
 use paasd::daemon::dbus::Bus;
 use paasd::daemon::{self, Config, Signals};
 use tokio::sync::mpsc;
@@ -209,7 +209,10 @@ async fn the_api_reports_runs_plans_status_and_spec_errors() {
 
     // Plan.
     let plan: serde_json::Value = serde_json::from_str(&p.plan().await.unwrap()).unwrap();
-    assert_eq!(plan["text"], "+ lldap user alice\n+ lldap user bob\n");
+    assert_eq!(
+        plan["text"],
+        "  + lldap user \"alice\" (create)\n  + lldap user \"bob\" (create)\n\nPlan: 2 to create, 0 to change, 0 to delete.\n"
+    );
     assert_eq!(plan["empty"], false);
 
     // An invalid new spec: kept out, reported, the last good spec stays in force.

@@ -276,8 +276,13 @@ async fn paasctl_status_reconcile_and_plan_ask_the_daemon() {
     let (code, out, _) = paasctl(&["reconcile", "--bus", &addr]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("✗ lldap"), "{out}");
+    // LLDAP is not ready: every user of it waits (…), with the reason.
     let (_, out, _) = paasctl(&["status", "--bus", &addr]);
-    assert!(out.contains("alice  ✗"), "{out}");
+    assert!(out.contains("alice  …"), "{out}");
+    assert!(
+        out.contains("alice in lldap: waiting for lldap: LLDAP answered HTTP 503"),
+        "{out}"
+    );
     s.double.faults().clear();
 
     // plan without --spec: the daemon's plan of its spec.

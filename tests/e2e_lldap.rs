@@ -8,9 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use paas_doubles::lldap::{LldapConfig, LldapDouble, SeedUser};
+use paasd::backoff::Backoff;
+use paasd::core::spec::{parse_spec, Spec};
 use paasd::reconcile::{self, Options, Outcome};
-use paasd::retry::Backoff;
-use paasd::spec::{parse_spec, Spec};
 use serde_json::{json, Value};
 
 const ADMIN_PW: &str = "admin-Secret-7q";
@@ -94,7 +94,9 @@ impl Env {
             attempts: 6,
             base: Duration::from_millis(5),
             cap: Duration::from_millis(50),
+            jitter: true,
         };
+        o.ready_wait = o.backoff;
         o
     }
 
@@ -290,6 +292,7 @@ async fn faults_retry_and_still_converge() {
     // 7 failures in a row at first: within 8 attempts per request.
     let mut o = env.opts();
     o.backoff.attempts = 8;
+    o.ready_wait.attempts = 8;
     let r = reconcile::apply(&spec, &o).await;
     assert_eq!(r.failed, 0, "{:#?}", r.objects);
     let injected: u64 = d.stats().faults_injected.values().sum();

@@ -11,9 +11,9 @@ use std::time::Duration;
 use paas_doubles::lldap::{LldapConfig, LldapDouble};
 use paas_doubles::nextcloud::{NextcloudConfig, NextcloudDouble};
 use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble};
+use paasd::backoff::Backoff;
+use paasd::core::spec::{parse_spec, Spec};
 use paasd::reconcile::{self, Options, Outcome, Report};
-use paasd::retry::Backoff;
-use paasd::spec::{parse_spec, Spec};
 use serde_json::{json, Value};
 
 const ADMIN_PW: &str = "lldap-Admin-Secret-1";
@@ -88,9 +88,10 @@ impl Env {
             attempts: 3,
             base: Duration::from_millis(5),
             cap: Duration::from_millis(20),
+            jitter: true,
         };
         o.backoff = quick;
-        o.service_wait = quick;
+        o.ready_wait = quick;
         o
     }
 

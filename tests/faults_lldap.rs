@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use paas_doubles::lldap::{LldapConfig, LldapDouble, SeedUser};
+use paasd::backoff::Backoff;
+use paasd::core::spec::{parse_spec, Spec};
 use paasd::reconcile::{self, Options, Report};
-use paasd::retry::Backoff;
-use paasd::spec::{parse_spec, Spec};
 use serde_json::{json, Map, Value};
 
 const ADMIN_PW: &str = "faults-Admin-pw-9";
@@ -75,7 +75,9 @@ fn opts(dir: &Path) -> Options {
         attempts: 6,
         base: Duration::from_millis(5),
         cap: Duration::from_millis(40),
+        jitter: true,
     };
+    o.ready_wait = o.backoff;
     o
 }
 
@@ -277,12 +279,16 @@ async fn a_create_whose_answer_was_lost_is_recognised_by_the_marker() {
     // reads the user back (PaasdGetUser). Its own marker makes it paasd's create; a user without
     // the marker is someone else's and the create fails.
     use paas_doubles::lldap::AttributeType;
-    use paasd::lldap::client::GraphqlClient;
-    use paasd::lldap::ldap::LdapPasswords;
-    use paasd::lldap::Lldap;
-    use paasd::plan::{Action, Effect};
-    use paasd::secret::{FingerprintKey, Secret};
-    use paasd::spec::MARKER_ATTRIBUTE;
+    use paasd::core::spec::MARKER_ATTRIBUTE;
+    use paasd::core::state::Effect;
+    use paasd::engine::target::ExecContext;
+    use paasd::http::Http;
+    use paasd::secret::Secret;
+    use paasd::targets::lldap::execute::Clients;
+    use paasd::targets::lldap::graphql::GraphqlClient;
+    use paasd::targets::lldap::ldap::LdapPasswords;
+    use paasd::targets::lldap::plan::Action;
+    use std::collections::{BTreeMap, HashMap};
 
     let e = env().await;
     e.d.add_user_attribute(MARKER_ATTRIBUTE, AttributeType::String, false)
@@ -295,15 +301,10 @@ async fn a_create_whose_answer_was_lost_is_recognised_by_the_marker() {
         .expect("seed");
     let timeout = Duration::from_secs(5);
     let backoff = opts(e.dir.path()).backoff;
-    let lldap = Lldap {
-        graphql: GraphqlClient::new(
-            &e.d.http_url(),
-            "admin",
-            Secret::new(ADMIN_PW),
-            timeout,
-            backoff,
-        )
-        .expect("client"),
+    let mut http = Http::new("LLDAP", &e.d.http_url(), timeout).expect("client");
+    http.set_backoff(backoff);
+    let lldap = Clients {
+        graphql: GraphqlClient::new(http, "admin", Secret::new(ADMIN_PW)),
         ldap: LdapPasswords::new(
             &e.d.ldap_url(),
             e.d.base_dn(),
@@ -313,7 +314,6 @@ async fn a_create_whose_answer_was_lost_is_recognised_by_the_marker() {
             backoff,
         ),
     };
-    let key = FingerprintKey::load_or_create(e.dir.path()).expect("key");
     let create = |id: &str| Action::CreateUser {
         id: id.into(),
         email: format!("{id}@example.com"),
@@ -322,12 +322,20 @@ async fn a_create_whose_answer_was_lost_is_recognised_by_the_marker() {
         last_name: None,
         attributes: [(MARKER_ATTRIBUTE.to_string(), vec!["true".to_string()])].into(),
     };
-    let groups = Default::default();
-    let r = lldap.execute(&create("ours"), &groups, None, &key).await;
-    assert_eq!(r, Ok(Effect::UserCreated { id: "ours".into() }));
-    let r = lldap.execute(&create("theirs"), &groups, None, &key).await;
+    let (secrets, passwords) = (HashMap::new(), BTreeMap::new());
+    let cx = ExecContext::new(&secrets, &passwords);
+    let groups = HashMap::new();
+    let r = lldap.execute(&create("ours"), &groups, &cx).await;
+    assert_eq!(
+        r.ok(),
+        Some(Effect::UserCreated {
+            id: "ours".into(),
+            initial_password_pending: false
+        })
+    );
+    let r = lldap.execute(&create("theirs"), &groups, &cx).await;
     let err = r.expect_err("an unmarked user with that id is not paasd's");
-    assert!(err.contains("UNIQUE"), "{err}");
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
     let s = e.d.stats();
     assert_eq!(s.graphql_operations.get("PaasdGetUser"), Some(&2), "{s:#?}");
     e.d.assert_no_violations();

@@ -1,4 +1,4 @@
-//! `paasd::lldap::ldap::LdapPasswords` against a real OpenLDAP slapd: the Password Modify
+//! `paasd::targets::lldap::ldap::LdapPasswords` against a real OpenLDAP slapd: the Password Modify
 //! extended operation (RFC 3062) as the admin, simple binds as the user, connection reuse,
 //! errors, and an outage. The ldap-utils clients check independently that a password set by
 //! paasd really changed in the server.
@@ -10,9 +10,9 @@ mod slapd;
 
 use std::time::{Duration, Instant};
 
-use paasd::lldap::ldap::{LdapError, LdapPasswords};
-use paasd::retry::{Backoff, Transient};
+use paasd::backoff::{Backoff, Transient};
 use paasd::secret::Secret;
+use paasd::targets::lldap::ldap::{LdapError, LdapPasswords};
 
 use slapd::{Slapd, ADMIN_DN, ADMIN_PASSWORD, ADMIN_USER, BASE_DN};
 
@@ -23,6 +23,7 @@ fn quick_backoff() -> Backoff {
         attempts: 3,
         base: Duration::from_millis(10),
         cap: Duration::from_millis(20),
+        jitter: true,
     }
 }
 
@@ -263,6 +264,7 @@ async fn slapd_stopped_mid_way_is_a_transient_connect_error_then_recovers() {
         attempts: 3,
         base: Duration::from_millis(300),
         cap: Duration::from_millis(300),
+        jitter: true,
     };
     let c = client(&s, ADMIN_PASSWORD, backoff);
     c.set_password("alice", &secret("before-outage"))
@@ -335,6 +337,7 @@ async fn a_hung_slapd_times_out_transiently_and_the_client_recovers() {
         attempts: 2,
         base: Duration::from_millis(10),
         cap: Duration::from_millis(10),
+        jitter: true,
     };
     let c = LdapPasswords::new(
         &s.url(),

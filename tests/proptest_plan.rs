@@ -11,11 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use paasd::attributes::Attributes;
-use paasd::directory::{AttributeSchema, DirGroup, DirUser, Directory};
-use paasd::plan::{self, simulate, Action, PasswordInput, Plan, PlanInput};
-use paasd::spec::{parse_spec, Spec, MARKER_ATTRIBUTE};
-use paasd::state::{OwnedUser, State};
+use paasd::core::attributes::Attributes;
+use paasd::core::policy::DesiredPassword;
+use paasd::core::spec::{parse_spec, Spec, MARKER_ATTRIBUTE};
+use paasd::core::state::{OwnedUser, State};
+use paasd::targets::lldap::directory::{AttributeSchema, DirGroup, DirUser, Directory};
+use paasd::targets::lldap::plan::{self, Action, LldapPlan as Plan, PlanInput};
+use paasd::targets::lldap::simulate;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{json, Map, Value};
@@ -234,7 +236,7 @@ struct World {
     spec: Spec,
     dir: Directory,
     state: State,
-    passwords: BTreeMap<String, PasswordInput>,
+    passwords: BTreeMap<String, DesiredPassword>,
     force: bool,
     verify: bool,
 }
@@ -308,12 +310,15 @@ fn build(case: &Case) -> Option<World> {
                 o.insert("passwordFile".into(), json!(format!("/run/pw/{id}")));
                 passwords.insert(
                     id.to_string(),
-                    PasswordInput::Fingerprint(format!("fp{}", u.fingerprint)),
+                    DesiredPassword::Known {
+                        fingerprint: format!("fp{}", u.fingerprint),
+                        mode: paasd::core::spec::PasswordMode::Enforce,
+                    },
                 );
             }
             2 => {
                 o.insert("passwordFile".into(), json!(format!("/run/pw/{id}")));
-                passwords.insert(id.to_string(), PasswordInput::Unusable("bad mode".into()));
+                passwords.insert(id.to_string(), DesiredPassword::Unusable("bad mode".into()));
             }
             _ => {}
         }
@@ -453,7 +458,7 @@ fn build(case: &Case) -> Option<World> {
             state.lldap.users.insert(
                 id.to_string(),
                 OwnedUser {
-                    created: true,
+                    origin: paasd::core::state::Origin::Created,
                     ..OwnedUser::default()
                 },
             );
@@ -562,7 +567,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     }
 
     // 1. Convergence.
-    simulate::apply(&w.spec, &p, &mut w.dir, &mut w.state, &w.passwords);
+    simulate::apply(&p, &mut w.dir, &mut w.state, &w.passwords);
     // `verify_passwords` re-verifies every enforced password on each run by design.
     w.verify = false;
     let again = w.plan();
@@ -577,7 +582,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         // A conflict reported as a problem may be resolved by the plan's own changes (a group
         // named like paasd's disabled group but marked as another spec group is renamed or
         // deleted): the object that had the problem is then handled by the next run.
-        simulate::apply(&w.spec, &again, &mut w.dir, &mut w.state, &w.passwords);
+        simulate::apply(&again, &mut w.dir, &mut w.state, &w.passwords);
         let third = w.plan();
         prop_assert!(
             third.is_empty(),
@@ -623,12 +628,10 @@ fn generator_covers_interesting_cases() {
         let p = w.plan();
         with_changes += usize::from(!p.is_empty());
         with_problems += usize::from(!p.problems.is_empty());
-        adopts += usize::from(p.count(plan::Op::Adopt) > 0);
-        removals += usize::from(
-            p.changes
-                .iter()
-                .any(|c| !w.spec.users.contains_key(&c.name) && c.kind == plan::ObjectKind::User),
-        );
+        adopts += usize::from(p.count(paasd::core::plan::Op::Adopt) > 0);
+        removals += usize::from(p.changes.iter().any(|c| {
+            !w.spec.users.contains_key(&c.name) && c.kind == paasd::core::plan::ObjectKind::User
+        }));
     }
     assert!(built > 250, "most generated specs are valid: {built}");
     assert!(with_changes > 200, "{with_changes}");
@@ -673,7 +676,7 @@ fn removal_timestamp_is_kept_for_users_owned_through_the_marker() {
         ),
         "{p}"
     );
-    simulate::apply(&w.spec, &p, &mut w.dir, &mut w.state, &w.passwords);
+    simulate::apply(&p, &mut w.dir, &mut w.state, &w.passwords);
     assert_eq!(
         w.state
             .lldap

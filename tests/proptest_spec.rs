@@ -3,7 +3,7 @@
 //! empty path is allowed only for problems of the document itself: not JSON, not an object, a
 //! missing top-level key).
 
-use paasd::spec::{parse_spec, SpecError};
+use paasd::core::spec::{parse_spec, SpecError};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{json, Value};

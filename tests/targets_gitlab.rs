@@ -5,11 +5,11 @@
 mod targets_support;
 
 use paas_doubles::gitlab::{GitlabConfig, GitlabDouble, GitlabUser};
-use paasd::plan::Op;
+use paasd::core::plan::Op;
+use paasd::core::spec::Removal;
 use paasd::secret::Secret;
-use paasd::spec::Removal;
+use paasd::targets::accounts::{AccountAction, Service, ServiceError};
 use paasd::targets::gitlab::{Gitlab, MARKER};
-use paasd::targets::{AccountAction, Service, ServiceError};
 use targets_support::{quick, World, TIMEOUT};
 
 const TOKEN: &str = "glpat-Test-Token-1";
@@ -37,10 +37,13 @@ async fn full_lifecycle_converges() {
     {
         let a = w.user("alice", "Alice@Example.com");
         a.display_name = Some("Alice Liddell".into());
-        a.settings.gitlab.admin = true;
-        a.settings.gitlab.projects_limit = Some(20);
+        a.settings_mut().gitlab.admin = true;
+        a.settings_mut().gitlab.projects_limit = Some(20);
     }
-    w.user("bob", "bob@example.com").settings.gitlab.external = true;
+    w.user("bob", "bob@example.com")
+        .settings_mut()
+        .gitlab
+        .external = true;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Create]);
     let alice = d.user_by_username("alice").expect("created");
@@ -67,15 +70,15 @@ async fn full_lifecycle_converges() {
 
     d.reset_stats();
     let run = w.run().await;
-    assert!(run.plan.changes.is_empty());
+    assert!(run.changes().is_empty());
     assert_eq!(d.stats().total_writes(), 0, "{:?}", d.stats().writes);
 
     // Change.
     {
         let a = w.users.get_mut("alice").expect("alice");
         a.email = "alice@example.org".into();
-        a.settings.gitlab.admin = false;
-        a.settings.gitlab.can_create_group = Some(false);
+        a.settings_mut().gitlab.admin = false;
+        a.settings_mut().gitlab.can_create_group = Some(false);
     }
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Update]);
@@ -84,11 +87,11 @@ async fn full_lifecycle_converges() {
     assert!(!alice.admin && !alice.can_create_group);
 
     // Block, unblock.
-    w.users.get_mut("alice").expect("alice").enabled = false;
+    w.users.get_mut("alice").expect("alice").enable = false;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Disable]);
     assert_eq!(d.user_by_username("alice").expect("alice").state, "blocked");
-    w.users.get_mut("alice").expect("alice").enabled = true;
+    w.users.get_mut("alice").expect("alice").enable = true;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Enable]);
     assert_eq!(d.user_by_username("alice").expect("alice").state, "active");

@@ -6,11 +6,11 @@
 mod targets_support;
 
 use paas_doubles::jellyfin::{JellyfinConfig, JellyfinDouble, JellyfinUser};
-use paasd::plan::Op;
+use paasd::core::plan::Op;
+use paasd::core::spec::Removal;
 use paasd::secret::Secret;
-use paasd::spec::Removal;
+use paasd::targets::accounts::{AccountAction, Service, ServiceError};
 use paasd::targets::jellyfin::Jellyfin;
-use paasd::targets::{AccountAction, Service, ServiceError};
 use targets_support::{quick, World, TIMEOUT};
 
 const KEY: &str = "jf-api-Key-1";
@@ -31,8 +31,8 @@ async fn full_lifecycle_converges() {
     let mut w = World::new(&jf);
     {
         let a = w.user("alice", "alice@example.com");
-        a.settings.jellyfin.admin = true;
-        a.settings.jellyfin.enable_all_folders = Some(false);
+        a.settings_mut().jellyfin.admin = true;
+        a.settings_mut().jellyfin.enable_all_folders = Some(false);
     }
     w.user("bob", "bob@example.com");
     w.passwords
@@ -46,18 +46,21 @@ async fn full_lifecycle_converges() {
     // No password source: a random one, never empty.
     let bob = d.user_by_name("bob").expect("created");
     assert!(!d.check_password(&bob.id, ""));
-    assert!(bob.password.as_deref().is_some_and(|p| p.len() >= 40));
+    assert!(bob
+        .password
+        .as_deref()
+        .is_some_and(|p| p.len() >= paasd::secret::GENERATED_LEN));
 
     d.reset_stats();
     let run = w.run().await;
-    assert!(run.plan.changes.is_empty());
+    assert!(run.changes().is_empty());
     assert_eq!(d.stats().total_writes(), 0, "{:?}", d.stats().writes);
 
     // Policy change and a new password.
     w.users
         .get_mut("alice")
         .expect("alice")
-        .settings
+        .settings_mut()
         .jellyfin
         .enable_all_folders = Some(true);
     w.passwords
@@ -70,12 +73,12 @@ async fn full_lifecycle_converges() {
     assert!(d.check_password(&alice.id, "alice-Pw-new-1"));
 
     // Disabling an administrator: Jellyfin refuses unless the flag goes first.
-    w.users.get_mut("alice").expect("alice").enabled = false;
+    w.users.get_mut("alice").expect("alice").enable = false;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Disable]);
     let alice = d.user_by_name("alice").expect("alice");
     assert!(alice.is_disabled() && !alice.is_admin());
-    w.users.get_mut("alice").expect("alice").enabled = true;
+    w.users.get_mut("alice").expect("alice").enable = true;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Enable]);
     let alice = d.user_by_name("alice").expect("alice");

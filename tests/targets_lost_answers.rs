@@ -14,12 +14,12 @@ use paas_doubles::nextcloud::{NextcloudConfig, NextcloudDouble};
 use paas_doubles::service::Stats;
 use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble};
 use paasd::secret::Secret;
+use paasd::targets::accounts::{AccountAction, Service};
 use paasd::targets::gitlab::Gitlab;
 use paasd::targets::jellyfin::Jellyfin;
 use paasd::targets::mailcow::Mailcow;
 use paasd::targets::nextcloud::Nextcloud;
 use paasd::targets::vaultwarden::Vaultwarden;
-use paasd::targets::{AccountAction, Service};
 use targets_support::{quick, TIMEOUT};
 
 fn injected(s: &Stats) -> u64 {
@@ -45,19 +45,19 @@ async fn created_once(svc: &dyn Service, action: &AccountAction, key: &str) -> S
     let done = svc
         .execute(action, Some(&pw))
         .await
-        .unwrap_or_else(|e| panic!("{}: {e}", svc.name()));
+        .unwrap_or_else(|e| panic!("{}: {e}", svc.kind()));
     let id = done.remote_id.expect("an id");
     let accounts = svc.observe().await.expect("observe");
     let same: Vec<_> = accounts
         .iter()
         .filter(|a| a.key.eq_ignore_ascii_case(key))
         .collect();
-    assert_eq!(same.len(), 1, "{}: exactly one account", svc.name());
+    assert_eq!(same.len(), 1, "{}: exactly one account", svc.kind());
     assert_eq!(
         same[0].remote_id,
         id,
         "{}: the id of that account",
-        svc.name()
+        svc.kind()
     );
     id
 }

@@ -5,11 +5,11 @@
 mod targets_support;
 
 use paas_doubles::mailcow::{Mailbox, MailcowConfig, MailcowDouble};
-use paasd::plan::Op;
+use paasd::core::plan::Op;
+use paasd::core::spec::Removal;
 use paasd::secret::Secret;
-use paasd::spec::Removal;
+use paasd::targets::accounts::{AccountAction, Service, ServiceError};
 use paasd::targets::mailcow::Mailcow;
-use paasd::targets::{AccountAction, Service, ServiceError};
 use targets_support::{quick, World, TIMEOUT};
 
 const KEY: &str = "mc-rw-Key-1";
@@ -35,7 +35,7 @@ async fn full_lifecycle_converges() {
     {
         let a = w.user("alice", "alice@somewhere.net");
         a.display_name = Some("Alice Liddell".into());
-        a.settings.mailcow.quota = Some(2048);
+        a.settings_mut().mailcow.quota = Some(2048);
     }
     w.user("bob", "bob@example.com");
     w.passwords
@@ -60,14 +60,14 @@ async fn full_lifecycle_converges() {
 
     d.reset_stats();
     let run = w.run().await;
-    assert!(run.plan.changes.is_empty());
+    assert!(run.changes().is_empty());
     assert_eq!(d.stats().total_writes(), 0, "{:?}", d.stats().writes);
 
     // Change name, quota, password.
     {
         let a = w.users.get_mut("alice").expect("alice");
         a.display_name = Some("Alice L.".into());
-        a.settings.mailcow.quota = Some(4096);
+        a.settings_mut().mailcow.quota = Some(4096);
     }
     w.passwords
         .insert("alice".into(), Secret::new("alice-Pw-new-1"));
@@ -82,7 +82,7 @@ async fn full_lifecycle_converges() {
     w.users
         .get_mut("alice")
         .expect("alice")
-        .settings
+        .settings_mut()
         .mailcow
         .active = Some(false);
     let run = w.converge().await;
@@ -91,7 +91,7 @@ async fn full_lifecycle_converges() {
     w.users
         .get_mut("alice")
         .expect("alice")
-        .settings
+        .settings_mut()
         .mailcow
         .active = None;
     let run = w.converge().await;

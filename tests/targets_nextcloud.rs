@@ -6,11 +6,11 @@
 mod targets_support;
 
 use paas_doubles::nextcloud::{NextcloudConfig, NextcloudDouble, NextcloudUser};
-use paasd::plan::Op;
+use paasd::core::plan::Op;
+use paasd::core::spec::Removal;
 use paasd::secret::Secret;
-use paasd::spec::Removal;
+use paasd::targets::accounts::{AccountAction, Service, ServiceError};
 use paasd::targets::nextcloud::Nextcloud;
-use paasd::targets::{AccountAction, Service, ServiceError};
 use targets_support::{quick, World, TIMEOUT};
 
 const ADMIN_PW: &str = "nc-admin-Pw-1";
@@ -33,10 +33,13 @@ async fn full_lifecycle_converges() {
     {
         let a = w.user("alice", "Alice@Example.com");
         a.display_name = Some("Alice Liddell".into());
-        a.settings.nextcloud.quota = Some("10 GB".into());
-        a.settings.nextcloud.groups = vec!["family".into()];
+        a.settings_mut().nextcloud.quota = Some("10 GB".into());
+        a.settings_mut().nextcloud.groups = vec!["family".into()];
     }
-    w.user("bob", "bob@example.com").settings.nextcloud.admin = true;
+    w.user("bob", "bob@example.com")
+        .settings_mut()
+        .nextcloud
+        .admin = true;
     w.passwords
         .insert("alice".into(), Secret::new("alice-Pw-123456"));
     w.passwords
@@ -60,21 +63,21 @@ async fn full_lifecycle_converges() {
     // A no-change run writes nothing.
     d.reset_stats();
     let run = w.run().await;
-    assert!(run.plan.changes.is_empty());
+    assert!(run.changes().is_empty());
     assert_eq!(d.stats().total_writes(), 0, "{:?}", d.stats().writes);
 
     // Change: display name, quota, groups, admin, password.
     {
         let a = w.users.get_mut("alice").expect("alice");
         a.display_name = Some("Alice L.".into());
-        a.settings.nextcloud.quota = Some("1.55 GB".into());
-        a.settings.nextcloud.groups = vec!["friends".into()];
-        a.settings.nextcloud.admin = true;
+        a.settings_mut().nextcloud.quota = Some("1.55 GB".into());
+        a.settings_mut().nextcloud.groups = vec!["friends".into()];
+        a.settings_mut().nextcloud.admin = true;
     }
     w.users
         .get_mut("bob")
         .expect("bob")
-        .settings
+        .settings_mut()
         .nextcloud
         .admin = false;
     w.passwords
@@ -96,11 +99,11 @@ async fn full_lifecycle_converges() {
     assert!(!d.user("bob").expect("bob").groups.contains("admin"));
 
     // Disable, enable.
-    w.users.get_mut("alice").expect("alice").enabled = false;
+    w.users.get_mut("alice").expect("alice").enable = false;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Disable]);
     assert!(!d.user("alice").expect("alice").enabled);
-    w.users.get_mut("alice").expect("alice").enabled = true;
+    w.users.get_mut("alice").expect("alice").enable = true;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Enable]);
     assert!(d.user("alice").expect("alice").enabled);

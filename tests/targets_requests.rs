@@ -11,12 +11,12 @@ use paas_doubles::nextcloud::{NextcloudConfig, NextcloudDouble};
 use paas_doubles::service::Stats;
 use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble};
 use paasd::secret::Secret;
+use paasd::targets::accounts::Service;
 use paasd::targets::gitlab::Gitlab;
 use paasd::targets::jellyfin::Jellyfin;
 use paasd::targets::mailcow::Mailcow;
 use paasd::targets::nextcloud::Nextcloud;
 use paasd::targets::vaultwarden::Vaultwarden;
-use paasd::targets::Service;
 use targets_support::{quick, World, TIMEOUT};
 
 const USERS: usize = 1000;
@@ -32,15 +32,15 @@ async fn measure(svc: &dyn Service, reset: impl Fn(), stats: impl Fn() -> Stats)
             .insert(id.clone(), Secret::new(format!("pw-{id}-Abc123456")));
     }
     let first = w.run().await;
-    assert!(first.errors.is_empty(), "{:?}", first.errors.first());
+    assert!(first.errors().is_empty(), "{:?}", first.errors().first());
     reset();
     let run = w.run().await;
-    assert!(run.plan.changes.is_empty());
+    assert!(run.changes().is_empty());
     let s = stats();
     assert_eq!(s.total_writes(), 0);
     println!(
         "{}: {} requests for a no-change run of {USERS} users ({:?})",
-        svc.name(),
+        svc.kind(),
         s.total_requests(),
         s.requests
     );

@@ -5,11 +5,11 @@
 mod targets_support;
 
 use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble, VaultwardenUser};
-use paasd::plan::Op;
+use paasd::core::plan::Op;
+use paasd::core::spec::Removal;
 use paasd::secret::Secret;
-use paasd::spec::Removal;
+use paasd::targets::accounts::{AccountAction, Service, ServiceError};
 use paasd::targets::vaultwarden::Vaultwarden;
-use paasd::targets::{AccountAction, Service, ServiceError};
 use targets_support::{quick, World, TIMEOUT};
 
 const TOKEN: &str = "vw-admin-Token-1";
@@ -43,16 +43,16 @@ async fn full_lifecycle_converges() {
 
     d.reset_stats();
     let run = w.run().await;
-    assert!(run.plan.changes.is_empty());
+    assert!(run.changes().is_empty());
     assert_eq!(d.stats().total_writes(), 0);
 
     // The user registers; paasd keeps managing the account by e-mail.
     assert!(d.accept_invite("alice@example.com", "Alice"));
-    w.users.get_mut("alice").expect("alice").enabled = false;
+    w.users.get_mut("alice").expect("alice").enable = false;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Disable]);
     assert!(!d.user_by_email("alice@example.com").expect("alice").enabled);
-    w.users.get_mut("alice").expect("alice").enabled = true;
+    w.users.get_mut("alice").expect("alice").enable = true;
     let run = w.converge().await;
     assert_eq!(run.ops_of("alice"), vec![Op::Enable]);
     assert!(d.user_by_email("alice@example.com").expect("alice").enabled);
@@ -123,7 +123,7 @@ async fn an_invitation_to_a_registered_address_takes_the_account_over() {
         Err(ServiceError::Refused(m)) => assert!(m.contains("client-side"), "{m}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(!vw.capabilities().passwords);
+    assert!(!vw.kind().capabilities().passwords);
     // Deleting twice: the second finds nothing and succeeds.
     let del = AccountAction::Delete {
         user: "dave".into(),

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use paasd::directory::{AttributeSchema, DirGroup, DirUser, Directory};
-use paasd::plan::{self, simulate, Action, PasswordInput, Plan, PlanInput};
-use paasd::spec::{parse_spec, Spec, MARKER_ATTRIBUTE};
-use paasd::state::{OwnedUser, State};
+use paasd::targets::lldap::directory::{AttributeSchema, DirGroup, DirUser, Directory};
+use paasd::core::policy::DesiredPassword;
+use paasd::targets::lldap::plan::{self, Action, LldapPlan as Plan, PlanInput};
+use paasd::targets::lldap::simulate;
+use paasd::core::spec::{parse_spec, Spec, MARKER_ATTRIBUTE};
+use paasd::core::state::{OwnedUser, State};
 use serde_json::{json, Map, Value};
 
 const NOW: u64 = 1_800_000_000;
@@ -82,7 +84,7 @@ fn pick<'a>(pool: &[&'a str], i: u8) -> &'a str {
     pool[i as usize % pool.len()]
 }
 
-fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, PasswordInput>)> {
+fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, DesiredPassword>)> {
     let mut groups = Map::new();
     for (g, variant, color) in inp.groups.iter().take(6) {
         let key = pick(&GROUPS, *g);
@@ -141,12 +143,15 @@ fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, Passwo
                 o["passwordFile"] = json!(format!("/run/pw/{id}"));
                 passwords.insert(
                     id.to_string(),
-                    PasswordInput::Fingerprint(format!("fp{}", u.fingerprint % 3)),
+                    DesiredPassword::Known {
+ fingerprint: format!("fp{}", u.fingerprint % 3),
+ mode: paasd::core::spec::PasswordMode::Enforce,
+ },
                 );
             }
             2 => {
                 o["passwordFile"] = json!(format!("/run/pw/{id}"));
-                passwords.insert(id.to_string(), PasswordInput::Unusable("bad mode".into()));
+                passwords.insert(id.to_string(), DesiredPassword::Unusable("bad mode".into()));
             }
             _ => {}
         }
@@ -269,7 +274,7 @@ fn build(inp: &Input) -> Option<(Spec, Directory, State, BTreeMap<String, Passwo
             state.lldap.users.insert(
                 id.to_string(),
                 OwnedUser {
-                    created: true,
+                    origin: paasd::core::state::Origin::Created,
                     ..OwnedUser::default()
                 },
             );
@@ -282,7 +287,7 @@ fn run(
     spec: &Spec,
     dir: &Directory,
     state: &State,
-    pw: &BTreeMap<String, PasswordInput>,
+    pw: &BTreeMap<String, DesiredPassword>,
     force: bool,
 ) -> Plan {
     plan::plan(&PlanInput {
@@ -342,12 +347,12 @@ fuzz_target!(|inp: Input| {
             _ => {}
         }
     }
-    simulate::apply(&spec, &p, &mut dir, &mut state, &pw);
+    simulate::apply(&p, &mut dir, &mut state, &pw);
     let again = run(&spec, &dir, &state, &pw, inp.force);
     if p.problems.is_empty() {
         assert!(again.is_empty(), "not converged:\n{p}\nthen:\n{again}");
     } else {
-        simulate::apply(&spec, &again, &mut dir, &mut state, &pw);
+        simulate::apply(&again, &mut dir, &mut state, &pw);
         let third = run(&spec, &dir, &state, &pw, inp.force);
         assert!(
             third.is_empty(),

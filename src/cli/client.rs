@@ -170,13 +170,22 @@ pub async fn plan(bus: Option<&Bus>, json: bool, detailed_exitcode: bool) -> any
             println!();
         }
     }
-    Ok(
-        if detailed_exitcode && v["empty"].as_bool() == Some(false) {
-            2
-        } else {
-            0
-        },
-    )
+    let unplanned = v["plan"]["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["ok"].as_bool() == Some(false))
+        .map(|t| {
+            format!(
+                "{}: {}",
+                t["target"].as_str().unwrap_or("?"),
+                t["error"].as_str().unwrap_or("not planned")
+            )
+        });
+    Ok(super::plan_exit_code(
+        unplanned,
+        detailed_exitcode && v["empty"].as_bool() == Some(false),
+    ))
 }
 
 fn print_failures(report: &Value) {
@@ -331,7 +340,10 @@ mod tests {
         assert!(s.contains("bob    ✓      –"), "{s}");
         assert!(s.contains("carol  …"), "{s}");
         assert!(s.contains("alice in lldap: 503 Service Unavailable"), "{s}");
-        assert!(s.contains("nextcloud: waiting for nextcloud: cannot reach nextcloud"), "{s}");
+        assert!(
+            s.contains("nextcloud: waiting for nextcloud: cannot reach nextcloud"),
+            "{s}"
+        );
         assert!(s.contains("generation 4"), "{s}");
     }
 }

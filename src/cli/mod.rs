@@ -93,6 +93,24 @@ enum CredentialsCommand {
     },
 }
 
+/// `paasctl plan`'s exit code: 1 when a target could not be planned (the plan is incomplete;
+/// each reason is printed), else 2 when `changes` (with `--detailed-exitcode`), else 0.
+pub fn plan_exit_code(unplanned: impl Iterator<Item = String>, changes: bool) -> u8 {
+    let unplanned: Vec<String> = unplanned.collect();
+    if !unplanned.is_empty() {
+        eprintln!("error: the plan is incomplete, these targets could not be planned:");
+        for u in &unplanned {
+            eprintln!("  {u}");
+        }
+        return 1;
+    }
+    if changes {
+        2
+    } else {
+        0
+    }
+}
+
 /// Prints generated passwords from the 0600 store; refused unless run as root.
 fn credentials_show(
     user: &str,
@@ -194,11 +212,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 print!("{plan}");
             }
-            Ok(if detailed_exitcode && !plan.is_empty() {
-                2
-            } else {
-                0
-            })
+            Ok(plan_exit_code(
+                plan.targets.iter().filter(|t| !t.ok).map(|t| {
+                    format!(
+                        "{}: {}",
+                        t.target,
+                        t.error.as_deref().unwrap_or("not planned")
+                    )
+                }),
+                detailed_exitcode && !plan.is_empty(),
+            ))
         }
         Command::Apply {
             spec,

@@ -127,6 +127,13 @@ impl fmt::Display for TargetId {
     }
 }
 
+/// `target == "nextcloud"`: compares the name.
+impl PartialEq<&str> for TargetId {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 impl From<ServiceKind> for TargetId {
     fn from(k: ServiceKind) -> Self {
         TargetId::Service(k)

@@ -93,11 +93,7 @@ impl FieldDiff {
     }
 
     /// A changed field: `~ field = "old" -> "new"`.
-    pub fn changed(
-        field: impl Into<Cow<'static, str>>,
-        old: Option<&str>,
-        new: &str,
-    ) -> FieldDiff {
+    pub fn changed(field: impl Into<Cow<'static, str>>, old: Option<&str>, new: &str) -> FieldDiff {
         FieldDiff {
             field: field.into(),
             old: old.map(quote),

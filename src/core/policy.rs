@@ -56,7 +56,12 @@ pub fn removal_step(
 
 /// Why an object is being removed, as the plan says it: `<left>; removal = "…"`, plus the grace
 /// period when it starts now.
-pub fn removal_reason(left: &str, removal: Removal, step: RemovalStep, grace_period: u64) -> String {
+pub fn removal_reason(
+    left: &str,
+    removal: Removal,
+    step: RemovalStep,
+    grace_period: u64,
+) -> String {
     let mut r = format!("{left}; removal = \"{removal}\"");
     if let RemovalStep::Disable {
         start_grace_period: true,
@@ -274,11 +279,7 @@ mod tests {
         assert!(held.to_string().contains("4 of 10 managed users"), "{held}");
         assert_eq!(g.check(TargetId::Lldap, 4, 16), None, "25% is allowed");
         assert_eq!(
-            Guard {
-                force: true,
-                ..g
-            }
-            .check(TargetId::Lldap, 10, 10),
+            Guard { force: true, ..g }.check(TargetId::Lldap, 10, 10),
             None
         );
     }
@@ -382,7 +383,14 @@ mod tests {
             "an initial password still owed"
         );
         assert_eq!(
-            password_step(DesiredPassword::ToGenerate.fingerprint(), Initial, None, false, false, false),
+            password_step(
+                DesiredPassword::ToGenerate.fingerprint(),
+                Initial,
+                None,
+                false,
+                false,
+                false
+            ),
             PasswordStep::Keep
         );
     }

@@ -176,16 +176,28 @@ pub enum Effect {
         initial_password_pending: bool,
     },
     /// Intent: an LLDAP group is about to be created.
-    GroupCreating { key: String },
+    GroupCreating {
+        key: String,
+    },
     #[serde(rename_all = "camelCase")]
     UserCreated {
         id: String,
         initial_password_pending: bool,
     },
-    UserAdopted { id: String },
-    GroupCreated { key: String, id: i64 },
-    GroupAdopted { key: String, id: i64 },
-    GroupDeleted { key: String },
+    UserAdopted {
+        id: String,
+    },
+    GroupCreated {
+        key: String,
+        id: i64,
+    },
+    GroupAdopted {
+        key: String,
+        id: i64,
+    },
+    GroupDeleted {
+        key: String,
+    },
     /// In a service: an account was created or adopted, with the service's own id.
     #[serde(rename_all = "camelCase")]
     AccountOwned {
@@ -195,7 +207,10 @@ pub enum Effect {
         created: bool,
     },
     /// The user's object (LLDAP user, service account) is gone.
-    Deleted { target: TargetId, user: String },
+    Deleted {
+        target: TargetId,
+        user: String,
+    },
     /// The password was verified (already right) or written; its fingerprint.
     PasswordApplied {
         target: TargetId,
@@ -282,13 +297,10 @@ impl State {
                 });
             }
             Effect::GroupCreating { key } => {
-                self.lldap
-                    .groups
-                    .entry(key.clone())
-                    .or_insert(OwnedGroup {
-                        id: None,
-                        origin: Origin::Creating,
-                    });
+                self.lldap.groups.entry(key.clone()).or_insert(OwnedGroup {
+                    id: None,
+                    origin: Origin::Creating,
+                });
             }
             Effect::UserCreated {
                 id,

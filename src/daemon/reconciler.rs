@@ -80,10 +80,7 @@ impl Reconciler for Engine {
         for kind in spec.services.configured() {
             targets.push(TargetId::Service(kind));
             for id in service_users(spec, None, kind).into_keys() {
-                users
-                    .entry(id)
-                    .or_default()
-                    .push(TargetId::Service(kind));
+                users.entry(id).or_default().push(TargetId::Service(kind));
             }
         }
         Expected { targets, users }

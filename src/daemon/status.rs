@@ -278,10 +278,20 @@ mod tests {
         }
     }
 
-    fn report(objects: &[(TargetId, &str, Outcome, Option<&str>)], targets: Vec<TargetReport>) -> Report {
+    fn report(
+        objects: &[(TargetId, &str, Outcome, Option<&str>)],
+        targets: Vec<TargetReport>,
+    ) -> Report {
         let mut r = Report::new(1);
         for (t, name, outcome, error) in objects {
-            r.push(*t, ObjectKind::User, name.to_string(), *outcome, None, error.map(Into::into));
+            r.push(
+                *t,
+                ObjectKind::User,
+                name.to_string(),
+                *outcome,
+                None,
+                error.map(Into::into),
+            );
         }
         r.targets = targets;
         r
@@ -302,7 +312,11 @@ mod tests {
         let mut s = Status::new("/etc/paas/spec.json".into());
         let l = TargetId::Lldap;
         s.set_spec(1, &expected(&[("alice", &[l]), ("bob", &[l])], &[l]));
-        assert!(s.line().starts_with("0/2 users in sync · 2 pending"), "{}", s.line());
+        assert!(
+            s.line().starts_with("0/2 users in sync · 2 pending"),
+            "{}",
+            s.line()
+        );
         s.apply_report(
             &report(
                 &[
@@ -315,7 +329,9 @@ mod tests {
         );
         let line = s.line();
         assert!(
-            line.starts_with("1/2 users in sync · lldap: 1 failed (alice: 503 Service Unavailable)"),
+            line.starts_with(
+                "1/2 users in sync · lldap: 1 failed (alice: 503 Service Unavailable)"
+            ),
             "{line}"
         );
         assert_eq!(s.users["bob"][&l].state, State::Ok);
@@ -326,8 +342,12 @@ mod tests {
     fn a_service_that_is_down_shows_in_the_line_and_per_user() {
         let mut s = Status::new("p".into());
         let l = TargetId::Lldap;
-        s.set_spec(3, &expected(&[("alice", &[l, NC]), ("bob", &[l])], &[l, NC]));
-        let waiting = "waiting for nextcloud: cannot reach nextcloud at http://n: connection refused";
+        s.set_spec(
+            3,
+            &expected(&[("alice", &[l, NC]), ("bob", &[l])], &[l, NC]),
+        );
+        let waiting =
+            "waiting for nextcloud: cannot reach nextcloud at http://n: connection refused";
         s.apply_report(
             &report(
                 &[
@@ -343,13 +363,20 @@ mod tests {
             SystemTime::now(),
         );
         let line = s.line();
-        assert!(line.starts_with("1/2 users in sync · nextcloud: waiting for nextcloud"), "{line}");
+        assert!(
+            line.starts_with("1/2 users in sync · nextcloud: waiting for nextcloud"),
+            "{line}"
+        );
         assert_eq!(s.users["alice"][&NC].state, State::Pending);
         assert_eq!(s.users["alice"][&NC].last_error.as_deref(), Some(waiting));
-        assert!(!s.users["bob"].contains_key(&NC), "bob is not provisioned in nextcloud");
+        assert!(
+            !s.users["bob"].contains_key(&NC),
+            "bob is not provisioned in nextcloud"
+        );
         s.spec_error = Some("users.alice.email: not an e-mail address\nusers.bob: x".into());
         assert!(
-            s.line().contains("spec invalid: users.alice.email: not an e-mail address (+1 more)"),
+            s.line()
+                .contains("spec invalid: users.alice.email: not an e-mail address (+1 more)"),
             "{}",
             s.line()
         );
@@ -374,7 +401,11 @@ mod tests {
             ),
             SystemTime::now(),
         );
-        assert_eq!(s.users["zoe"][&NC].state, State::Ok, "a member of an access group");
+        assert_eq!(
+            s.users["zoe"][&NC].state,
+            State::Ok,
+            "a member of an access group"
+        );
         s.set_spec(2, &expected(&[("alice", &[l])], &[l, NC]));
         assert_eq!(s.users.keys().collect::<Vec<_>>(), vec!["alice"]);
         assert_eq!(s.generation, 2);

@@ -60,10 +60,13 @@ impl Options {
             cancel: CancellationToken::new(),
             concurrency: 8,
             backoff: Backoff::default(),
+            // Up to ~7 s: a target that is starting (after a reboot, an upgrade) is waited
+            // for; one that stays down fails this run, and the daemon's next run comes
+            // with backoff.
             ready_wait: Backoff {
-                attempts: 6,
-                base: Duration::from_secs(1),
-                cap: Duration::from_secs(15),
+                attempts: 5,
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(5),
                 jitter: true,
             },
         }
@@ -95,15 +98,17 @@ impl<T: Target> AnyTarget for T {
 }
 
 /// Applies `targets`, in order. Never panics, never returns without a report.
-pub async fn apply(targets: &[Box<dyn AnyTarget + '_>], warnings: Vec<String>, opts: &Options) -> Report {
+pub async fn apply(
+    targets: &[Box<dyn AnyTarget + '_>],
+    warnings: Vec<String>,
+    opts: &Options,
+) -> Report {
     let started = Instant::now();
     let setup = (|| {
         let state = State::load(&opts.state_dir)?;
-        crate::atomic_file::create_dir(&opts.state_dir).map_err(|source| {
-            SetupError::StateDir {
-                path: opts.state_dir.clone(),
-                source,
-            }
+        crate::atomic_file::create_dir(&opts.state_dir).map_err(|source| SetupError::StateDir {
+            path: opts.state_dir.clone(),
+            source,
         })?;
         let key = FingerprintKey::load_or_create(&opts.state_dir)?;
         Ok::<_, SetupError>((state, key))

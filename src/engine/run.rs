@@ -331,7 +331,11 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
     };
     tr.notes = p.notes;
     for n in &tr.notes {
-        info!(paas_target = id.name(), paas_generation = generation, "{id}: {n}");
+        info!(
+            paas_target = id.name(),
+            paas_generation = generation,
+            "{id}: {n}"
+        );
     }
     for b in &p.plan.blocked {
         warn!(
@@ -427,10 +431,7 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
             .or_insert((None, pr.message.clone()));
     }
     for (c, d) in changes.iter().zip(&results) {
-        if let Some(Done {
-            error: Some(e), ..
-        }) = d
-        {
+        if let Some(Done { error: Some(e), .. }) = d {
             let slot = failed
                 .entry((c.kind, c.name.clone()))
                 .or_insert((None, e.to_string()));

@@ -114,8 +114,10 @@ pub trait Target: Send + Sync {
     fn desired(&self, inputs: &Inputs<'_>) -> Self::Desired;
 
     /// Where each desired user's password comes from (policy; the engine reads them).
-    fn password_sources<'a>(&'a self, desired: &'a Self::Desired)
-        -> Vec<(String, PasswordSource<'a>)>;
+    fn password_sources<'a>(
+        &'a self,
+        desired: &'a Self::Desired,
+    ) -> Vec<(String, PasswordSource<'a>)>;
 
     /// The objects the spec declares here, reported as unchanged when the plan leaves them be.
     fn declared(&self, desired: &Self::Desired) -> Vec<(ObjectKind, String)>;

@@ -18,10 +18,13 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::http::{Http, Response};
-use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, field_string, flag, refused};
+use super::accounts::{
+    field_string, flag, refused, Account, AccountAction, DesiredAccount, Executed, Service,
+    ServiceError, ServiceUser,
+};
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
+use crate::http::{Http, Response};
 use crate::secret::Secret;
 
 /// The custom attribute that marks paasd's accounts.
@@ -55,7 +58,6 @@ impl Gitlab {
         self.http.set_backoff(backoff);
         self
     }
-
 
     async fn call(
         &self,
@@ -208,11 +210,16 @@ impl Gitlab {
             })?
         } else if resp.status == 409 && attempts > 1 {
             // An earlier attempt created it before its answer was lost.
-            self.find_username(key).await?.ok_or_else(|| {
-                refused(&self.http, &format!("creating {key}"), &resp, password)
-            })?
+            self.find_username(key)
+                .await?
+                .ok_or_else(|| refused(&self.http, &format!("creating {key}"), &resp, password))?
         } else {
-            return Err(refused(&self.http, &format!("creating {key}"), &resp, password));
+            return Err(refused(
+                &self.http,
+                &format!("creating {key}"),
+                &resp,
+                password,
+            ));
         };
         let id = id.to_string();
         self.mark(&id).await?;
@@ -273,7 +280,12 @@ impl Gitlab {
                     if let Some(id) = &r.remote_id {
                         let resp = self.post_state(id, "block").await?;
                         if !resp.ok() {
-                            return Err(refused(&self.http, &format!("blocking {key}"), &resp, None));
+                            return Err(refused(
+                                &self.http,
+                                &format!("blocking {key}"),
+                                &resp,
+                                None,
+                            ));
                         }
                     }
                 }
@@ -323,7 +335,12 @@ impl Gitlab {
                 if resp.ok() {
                     done
                 } else {
-                    Err(refused(&self.http, &format!("blocking user {remote_id}"), &resp, None))
+                    Err(refused(
+                        &self.http,
+                        &format!("blocking user {remote_id}"),
+                        &resp,
+                        None,
+                    ))
                 }
             }
             AccountAction::Enable { remote_id, .. } => {
@@ -337,13 +354,19 @@ impl Gitlab {
                     if r2.ok() {
                         return done;
                     }
-                    return Err(refused(&self.http, 
+                    return Err(refused(
+                        &self.http,
                         &format!("activating user {remote_id}"),
                         &r2,
                         None,
                     ));
                 }
-                Err(refused(&self.http, &format!("unblocking user {remote_id}"), &resp, None))
+                Err(refused(
+                    &self.http,
+                    &format!("unblocking user {remote_id}"),
+                    &resp,
+                    None,
+                ))
             }
             AccountAction::Mark { remote_id, .. } => {
                 self.mark(remote_id).await?;
@@ -363,7 +386,12 @@ impl Gitlab {
                 if resp.ok() || resp.status == 404 {
                     done
                 } else {
-                    Err(refused(&self.http, &format!("deleting user {remote_id}"), &resp, None))
+                    Err(refused(
+                        &self.http,
+                        &format!("deleting user {remote_id}"),
+                        &resp,
+                        None,
+                    ))
                 }
             }
             AccountAction::AddToGroup { group, .. }

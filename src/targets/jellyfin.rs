@@ -21,10 +21,13 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::http::{Http, Response, seg};
-use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, flag, refused};
+use super::accounts::{
+    flag, refused, Account, AccountAction, DesiredAccount, Executed, Service, ServiceError,
+    ServiceUser,
+};
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
+use crate::http::{seg, Http, Response};
 use crate::secret::{generate_password, Secret};
 
 pub struct Jellyfin {
@@ -50,7 +53,6 @@ impl Jellyfin {
         self.http.set_backoff(backoff);
         self
     }
-
 
     async fn call(
         &self,
@@ -212,11 +214,14 @@ impl Jellyfin {
                         .and_then(Value::as_str)
                         .is_some_and(|n| n.eq_ignore_ascii_case(key))
                 })
-                .ok_or_else(|| {
-                    refused(&self.http, &format!("creating {key}"), &resp, Some(pw))
-                })?
+                .ok_or_else(|| refused(&self.http, &format!("creating {key}"), &resp, Some(pw)))?
         } else {
-            return Err(refused(&self.http, &format!("creating {key}"), &resp, Some(pw)));
+            return Err(refused(
+                &self.http,
+                &format!("creating {key}"),
+                &resp,
+                Some(pw),
+            ));
         };
         let id = user
             .get("Id")
@@ -312,7 +317,12 @@ impl Jellyfin {
                 if resp.ok() || resp.status == 404 {
                     done
                 } else {
-                    Err(refused(&self.http, &format!("deleting user {remote_id}"), &resp, None))
+                    Err(refused(
+                        &self.http,
+                        &format!("deleting user {remote_id}"),
+                        &resp,
+                        None,
+                    ))
                 }
             }
             AccountAction::AddToGroup { group, .. }

@@ -17,10 +17,13 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::http::{Http, Response, seg, snippet};
-use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, field_string, refused};
+use super::accounts::{
+    field_string, refused, Account, AccountAction, DesiredAccount, Executed, Service, ServiceError,
+    ServiceUser,
+};
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
+use crate::http::{seg, snippet, Http, Response};
 use crate::secret::Secret;
 
 const MIB: u64 = 1024 * 1024;
@@ -56,7 +59,6 @@ impl Mailcow {
         self.http.set_backoff(backoff);
         self
     }
-
 
     async fn call(
         &self,
@@ -322,7 +324,12 @@ impl Mailcow {
             )
             .await?;
         if !resp.ok() {
-            return Err(refused(&self.http, &format!("reading {address}"), &resp, None));
+            return Err(refused(
+                &self.http,
+                &format!("reading {address}"),
+                &resp,
+                None,
+            ));
         }
         Ok(v.get("username").is_some().then_some(v))
     }

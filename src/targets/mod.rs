@@ -123,10 +123,12 @@ mod tests {
         let built: Vec<String> = spec
             .services
             .iter()
-            .map(|(kind, conn)| match backend(&spec, kind, conn, Backoff::default()) {
-                Ok(s) => s.kind().to_string(),
-                Err(e) => e,
-            })
+            .map(
+                |(kind, conn)| match backend(&spec, kind, conn, Backoff::default()) {
+                    Ok(s) => s.kind().to_string(),
+                    Err(e) => e,
+                },
+            )
             .collect();
         assert_eq!(built.len(), 5);
         assert!(
@@ -147,7 +149,14 @@ mod tests {
         let ids: Vec<String> = targets.iter().map(|t| t.id().to_string()).collect();
         assert_eq!(
             ids,
-            ["lldap", "nextcloud", "gitlab", "jellyfin", "vaultwarden", "mailcow"]
+            [
+                "lldap",
+                "nextcloud",
+                "gitlab",
+                "jellyfin",
+                "vaultwarden",
+                "mailcow"
+            ]
         );
     }
 }

@@ -18,10 +18,12 @@ use futures::FutureExt as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::http::{Http, seg, snippet};
-use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser};
+use super::accounts::{
+    Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser,
+};
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
+use crate::http::{seg, snippet, Http};
 use crate::secret::Secret;
 
 const OCS: &str = "/ocs/v2.php";
@@ -80,7 +82,6 @@ impl Nextcloud {
         self.http.set_backoff(backoff);
         self
     }
-
 
     async fn ocs(
         &self,

@@ -21,10 +21,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::http::{Http, Response, seg, snippet};
-use super::accounts::{Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser};
+use super::accounts::{
+    Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser,
+};
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
+use crate::http::{seg, snippet, Http, Response};
 use crate::secret::Secret;
 
 pub struct Vaultwarden {
@@ -47,7 +49,6 @@ impl Vaultwarden {
         self.http.set_backoff(backoff);
         self
     }
-
 
     async fn login(&self) -> Result<Secret, ServiceError> {
         let url = self.http.url("/admin");

@@ -9,10 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paasd::daemon::engine::{
-    Engine, ObjectKind, ObjectResult, Outcome, PlanResult, Problem, RunOptions, RunReport,
-    TargetResult,
-};
+use paasd::core::id::TargetId;
+use paasd::core::plan::{Change, ObjectKind, Op};
+use paasd::core::spec::SpecProblem as Problem;
+use paasd::daemon::reconciler::{Expected, Reconciler};
+use paasd::engine::report::TargetState;
+use paasd::engine::{Options, Outcome, Plan, Report, TargetReport};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -225,7 +227,7 @@ fn users_of(spec: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-impl Engine for ScriptedEngine {
+impl Reconciler for ScriptedEngine {
     type Spec = serde_json::Value;
 
     fn load(&self, path: &Path) -> Result<serde_json::Value, Vec<Problem>> {
@@ -260,27 +262,33 @@ impl Engine for ScriptedEngine {
         paasd::daemon::fingerprint_bytes(spec.to_string().as_bytes())
     }
 
-    fn users(&self, spec: &serde_json::Value) -> Vec<String> {
-        users_of(spec)
-    }
-
-    fn targets(&self, _spec: &serde_json::Value) -> Vec<String> {
-        vec!["lldap".into()]
-    }
-
-    async fn plan(&self, spec: serde_json::Value, opts: RunOptions) -> Result<PlanResult, String> {
-        let users = users_of(&spec);
-        Ok(PlanResult {
-            text: users
-                .iter()
-                .map(|u| format!("+ lldap user {u}\n"))
+    fn expected(&self, spec: &serde_json::Value) -> Expected {
+        Expected {
+            targets: vec![TargetId::Lldap],
+            users: users_of(spec)
+                .into_iter()
+                .map(|u| (u, vec![TargetId::Lldap]))
                 .collect(),
-            empty: users.is_empty(),
-            plan: serde_json::json!({ "generation": opts.generation, "create": users }),
-        })
+        }
     }
 
-    async fn apply(&self, spec: serde_json::Value, opts: RunOptions) -> RunReport {
+    async fn plan(&self, spec: serde_json::Value, _opts: Options) -> Plan {
+        let mut p = Plan::new();
+        for u in users_of(&spec) {
+            p.plan.changes.push(Change {
+                target: TargetId::Lldap,
+                kind: ObjectKind::User,
+                name: u,
+                op: Op::Create,
+                reason: None,
+                fields: Vec::new(),
+                actions: Vec::new(),
+            });
+        }
+        p
+    }
+
+    async fn apply(&self, spec: serde_json::Value, opts: Options) -> Report {
         let users = users_of(&spec);
         let idx = {
             let mut runs = self.runs.lock().unwrap();
@@ -313,44 +321,44 @@ impl Engine for ScriptedEngine {
                     .collect()
             })
             .unwrap_or_default();
-        let objects: Vec<ObjectResult> = users
-            .iter()
-            .map(|u| ObjectResult {
-                target: "lldap".into(),
+        let mut report = Report::new(opts.generation);
+        for u in &users {
+            let failed = fail.contains(u);
+            report.objects.push(paasd::engine::ObjectReport {
+                target: TargetId::Lldap,
                 kind: ObjectKind::User,
                 name: u.clone(),
-                outcome: if fail.contains(u) {
+                outcome: if failed {
                     Outcome::Failed
                 } else {
                     Outcome::Unchanged
                 },
-                error: fail
-                    .contains(u)
-                    .then(|| "503 Service Unavailable".to_string()),
-            })
-            .collect();
-        let failed = objects
-            .iter()
-            .filter(|o| o.outcome == Outcome::Failed)
-            .count();
+                op: None,
+                error: failed.then(|| "503 Service Unavailable".to_string()),
+            });
+            if failed {
+                report.failed += 1;
+            } else {
+                report.unchanged += 1;
+            }
+        }
+        report.cancelled = cancelled;
+        report.targets.push(TargetReport {
+            target: TargetId::Lldap,
+            ok: report.failed == 0,
+            state: TargetState::Applied,
+            error: None,
+            notes: Vec::new(),
+            requests: 0,
+            ldap_binds: 0,
+            passwords_written: 0,
+            duration_ms: 0,
+        });
         {
             let mut runs = self.runs.lock().unwrap();
             runs[idx].finished = Some(Instant::now());
             runs[idx].cancelled = cancelled;
         }
-        RunReport {
-            summary: format!(
-                "0 created, 0 updated, 0 deleted, {} unchanged, {failed} failed",
-                objects.len() - failed
-            ),
-            failed,
-            objects,
-            targets: vec![TargetResult {
-                target: "lldap".into(),
-                ok: true,
-                error: None,
-            }],
-            detail: serde_json::json!({ "generation": opts.generation, "cancelled": cancelled }),
-        }
+        report
     }
 }

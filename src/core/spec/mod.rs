@@ -253,7 +253,9 @@ impl Services {
 
     /// The LLDAP groups that give access to some service (`<service>.groups`).
     pub fn access_groups(&self) -> impl Iterator<Item = &str> {
-        self.0.values().flat_map(|c| c.groups.iter().map(String::as_str))
+        self.0
+            .values()
+            .flat_map(|c| c.groups.iter().map(String::as_str))
     }
 }
 
@@ -349,7 +351,6 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
     })?;
     parse_spec(&text)
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -977,4 +977,3 @@ fn cross_check(
         );
     }
 }
-

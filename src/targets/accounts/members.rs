@@ -148,13 +148,17 @@ mod tests {
         let s = spec(json!({}));
         let members = dir().members(s.services.access_groups(), "paas_disabled");
         let d = Some(&members);
-        let nc: Vec<_> = service_users(&s, d, ServiceKind::Nextcloud).into_keys().collect();
+        let nc: Vec<_> = service_users(&s, d, ServiceKind::Nextcloud)
+            .into_keys()
+            .collect();
         assert_eq!(
             nc,
             vec!["alice", "carol"],
             "no `services` and no access groups: every spec user but bob"
         );
-        let gl: Vec<_> = service_users(&s, d, ServiceKind::Gitlab).into_keys().collect();
+        let gl: Vec<_> = service_users(&s, d, ServiceKind::Gitlab)
+            .into_keys()
+            .collect();
         assert_eq!(gl, vec!["alice", "bob", "carol"]);
         let vw = service_users(&s, d, ServiceKind::Vaultwarden);
         assert_eq!(
@@ -182,6 +186,10 @@ mod tests {
         let vw: Vec<_> = service_users(&s, None, ServiceKind::Vaultwarden)
             .into_keys()
             .collect();
-        assert_eq!(vw, vec!["alice"], "alice is in the access group by the spec");
+        assert_eq!(
+            vw,
+            vec!["alice"],
+            "alice is in the access group by the spec"
+        );
     }
 }

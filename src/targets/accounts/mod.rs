@@ -214,6 +214,32 @@ pub trait Service: Send + Sync {
     fn requests(&self) -> u64;
 }
 
+/// A borrowed backend is a backend (tests drive a backend they keep).
+impl<S: Service + ?Sized> Service for &S {
+    fn kind(&self) -> ServiceKind {
+        (**self).kind()
+    }
+    fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        (**self).health()
+    }
+    fn observe(&self) -> BoxFuture<'_, Result<Vec<Account>, ServiceError>> {
+        (**self).observe()
+    }
+    fn desired(&self, user: &ServiceUser) -> DesiredAccount {
+        (**self).desired(user)
+    }
+    fn execute<'a>(
+        &'a self,
+        action: &'a AccountAction,
+        password: Option<&'a Secret>,
+    ) -> BoxFuture<'a, Result<Executed, ServiceError>> {
+        (**self).execute(action, password)
+    }
+    fn requests(&self) -> u64 {
+        (**self).requests()
+    }
+}
+
 /// `"true"`/`"false"`.
 pub fn flag(b: bool) -> String {
     if b { "true" } else { "false" }.to_string()

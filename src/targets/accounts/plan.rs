@@ -236,7 +236,11 @@ pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
         if input.hold_removals {
             continue;
         }
-        let removed_since = input.state.accounts.get(&user).and_then(|o| o.removed_since);
+        let removed_since = input
+            .state
+            .accounts
+            .get(&user)
+            .and_then(|o| o.removed_since);
         let step = removal_step(
             input.removal,
             input.removal_grace_period,
@@ -492,10 +496,7 @@ mod tests {
         let mut m = Model::default();
         let mut st = TargetState::default();
         let mut pw = BTreeMap::new();
-        pw.insert(
-            "alice".to_string(),
-            known("f1", PasswordMode::Enforce),
-        );
+        pw.insert("alice".to_string(), known("f1", PasswordMode::Enforce));
         let d = desired(&[("alice", true, "10 GB"), ("bob", true, "1 GB")]);
         let p = run(&m, &d, &st, &pw, Removal::Disable, false);
         assert_eq!(
@@ -519,10 +520,7 @@ mod tests {
         assert_eq!(p.unchanged_users, 2);
 
         let d2 = desired(&[("alice", true, "20 GB"), ("bob", false, "1 GB")]);
-        pw.insert(
-            "alice".to_string(),
-            known("f2", PasswordMode::Enforce),
-        );
+        pw.insert("alice".to_string(), known("f2", PasswordMode::Enforce));
         let p = run(&m, &d2, &st, &pw, Removal::Disable, false);
         assert_eq!(
             ops(&p),
@@ -591,20 +589,14 @@ mod tests {
         let all: Vec<(&str, bool, &str)> =
             names.iter().map(|n| (n.as_str(), true, "1 GB")).collect();
         for n in &names {
-            pw.insert(
-                n.clone(),
-                known("g", PasswordMode::Initial),
-            );
+            pw.insert(n.clone(), known("g", PasswordMode::Initial));
         }
         let d = desired(&all);
         let p = run(&m, &d, &st, &pw, Removal::Disable, false);
         m.apply(&p, &mut st, &pw);
         // A changed "initial"/generated password is not re-set.
         for n in &names {
-            pw.insert(
-                n.clone(),
-                known("other", PasswordMode::Initial),
-            );
+            pw.insert(n.clone(), known("other", PasswordMode::Initial));
         }
         assert!(run(&m, &d, &st, &pw, Removal::Disable, false)
             .changes

@@ -63,14 +63,26 @@ impl Clients {
         let gql = &self.graphql;
         match action {
             Action::CreateUserAttribute { name } => {
-                let r = call(gql, "PaasdAddUserAttribute", ADD_USER_ATTRIBUTE, NameVars { name }).await;
+                let r = call(
+                    gql,
+                    "PaasdAddUserAttribute",
+                    ADD_USER_ATTRIBUTE,
+                    NameVars { name },
+                )
+                .await;
                 match r {
                     Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => Ok(Effect::Changed),
                     other => other.map(|_| Effect::Changed).map_err(LldapError::from),
                 }
             }
             Action::CreateGroupAttribute { name } => {
-                let r = call(gql, "PaasdAddGroupAttribute", ADD_GROUP_ATTRIBUTE, NameVars { name }).await;
+                let r = call(
+                    gql,
+                    "PaasdAddGroupAttribute",
+                    ADD_GROUP_ATTRIBUTE,
+                    NameVars { name },
+                )
+                .await;
                 match r {
                     Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => Ok(Effect::Changed),
                     other => other.map(|_| Effect::Changed).map_err(LldapError::from),
@@ -84,7 +96,11 @@ impl Clients {
                 // createGroup + updateGroup (marker and attributes) works on every LLDAP 0.6
                 // release; a crash in between leaves an unmarked group that the next plan adopts.
                 let answer: CreateGroupAnswer = gql
-                    .call("PaasdCreateGroup", CREATE_GROUP, NameVars { name: display_name })
+                    .call(
+                        "PaasdCreateGroup",
+                        CREATE_GROUP,
+                        NameVars { name: display_name },
+                    )
                     .await?;
                 let id = answer.create_group.id;
                 call(

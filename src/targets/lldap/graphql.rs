@@ -184,8 +184,9 @@ impl GraphqlClient {
     }
 
     fn login_request(&self, c: &reqwest::Client) -> reqwest::RequestBuilder {
-        c.post(self.http.url("/auth/simple/login"))
-            .json(&serde_json::json!({ "username": self.admin, "password": self.password.expose() }))
+        c.post(self.http.url("/auth/simple/login")).json(
+            &serde_json::json!({ "username": self.admin, "password": self.password.expose() }),
+        )
     }
 
     /// One login attempt (the readiness probe): keeps the JWT.
@@ -208,9 +209,11 @@ impl GraphqlClient {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = self
             .http
-            .send_decoded(Some(&self.password), |c| self.login_request(c), |r| {
-                self.read_login(r)
-            })
+            .send_decoded(
+                Some(&self.password),
+                |c| self.login_request(c),
+                |r| self.read_login(r),
+            )
             .await?;
         Ok(sent.answer)
     }
@@ -355,6 +358,9 @@ mod tests {
         )
         .expect_err("an error");
         assert!(e.is(GraphqlErrorKind::NotFound), "{e:?}");
-        assert_eq!(GraphqlErrorKind::of("Unauthorized"), GraphqlErrorKind::Other);
+        assert_eq!(
+            GraphqlErrorKind::of("Unauthorized"),
+            GraphqlErrorKind::Other
+        );
     }
 }

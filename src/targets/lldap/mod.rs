@@ -185,8 +185,16 @@ impl<'a> Target for LldapTarget<'a> {
     }
 
     fn declared(&self, _desired: &()) -> Vec<(ObjectKind, String)> {
-        let users = self.spec.users.keys().map(|u| (ObjectKind::User, u.clone()));
-        let groups = self.spec.groups.keys().map(|g| (ObjectKind::Group, g.clone()));
+        let users = self
+            .spec
+            .users
+            .keys()
+            .map(|u| (ObjectKind::User, u.clone()));
+        let groups = self
+            .spec
+            .groups
+            .keys()
+            .map(|g| (ObjectKind::Group, g.clone()));
         users.chain(groups).collect()
     }
 

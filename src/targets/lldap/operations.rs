@@ -39,7 +39,8 @@ pub const UPDATE_USER: &str =
 pub const ADD_TO_GROUP: &str = "mutation PaasdAddUserToGroup($user: String!, $group: Int!) {
   addUserToGroup(userId: $user, groupId: $group) { ok }
 }";
-pub const REMOVE_FROM_GROUP: &str = "mutation PaasdRemoveUserFromGroup($user: String!, $group: Int!) {
+pub const REMOVE_FROM_GROUP: &str =
+    "mutation PaasdRemoveUserFromGroup($user: String!, $group: Int!) {
   removeUserFromGroup(userId: $user, groupId: $group) { ok }
 }";
 pub const DELETE_USER: &str =
@@ -323,7 +324,6 @@ pub struct CreatedGroup {
     pub id: i64,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,9 +352,7 @@ mod tests {
         assert_eq!(bob.groups, [3, 7], "sorted, each once");
         assert!(bob.is_marked(), "attribute names are lower-cased");
         assert_eq!(dir.groups[&3].marker(), Some("family"));
-        assert!(dir
-            .user_attributes
-            .contains_key(MARKER_ATTRIBUTE));
+        assert!(dir.user_attributes.contains_key(MARKER_ATTRIBUTE));
         assert!(dir.group_attributes.is_empty());
     }
 
@@ -371,4 +369,3 @@ mod tests {
         assert!(matches!(e, LldapError::Decode(_)), "{e}");
     }
 }
-

@@ -331,15 +331,20 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
 
     // 1. The marker attributes in both schemas.
     if !dir.user_attributes.contains_key(MARKER_ATTRIBUTE) {
-        out.changes.push(schema_change("user", Action::CreateUserAttribute {
-            name: MARKER_ATTRIBUTE.into(),
-        }));
+        out.changes.push(schema_change(
+            "user",
+            Action::CreateUserAttribute {
+                name: MARKER_ATTRIBUTE.into(),
+            },
+        ));
     }
     if !dir.group_attributes.contains_key(MARKER_ATTRIBUTE) {
-        out.changes
-            .push(schema_change("group", Action::CreateGroupAttribute {
+        out.changes.push(schema_change(
+            "group",
+            Action::CreateGroupAttribute {
                 name: MARKER_ATTRIBUTE.into(),
-            }));
+            },
+        ));
     }
 
     // 2. Groups: declared ones, and paasd's disabled group.

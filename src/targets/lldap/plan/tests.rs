@@ -187,7 +187,10 @@ fn first_plan_creates_everything_in_dependency_order_and_the_second_is_empty() {
     assert_eq!(again.unchanged_users, 2);
     assert_eq!(again.unchanged_groups, 2);
     assert_eq!(again.to_string(), "", "nothing to show");
-    assert_eq!(again.summary(), "Plan: 0 to create, 0 to change, 0 to delete.");
+    assert_eq!(
+        again.summary(),
+        "Plan: 0 to create, 0 to change, 0 to delete."
+    );
 }
 
 #[test]
@@ -436,10 +439,8 @@ fn passwords_initial_vs_enforce() {
         json!({}),
         json!({}),
     );
-    w.passwords
-        .insert("alice".into(), known("a1"));
-    w.passwords
-        .insert("bob".into(), known("b1"));
+    w.passwords.insert("alice".into(), known("a1"));
+    w.passwords.insert("bob".into(), known("b1"));
     let p = w.apply(&s);
     let sets: Vec<_> = p
         .changes
@@ -463,10 +464,8 @@ fn passwords_initial_vs_enforce() {
     );
     assert!(w.plan(&s).is_empty());
     // Both files change: enforce verifies and sets alice's; initial leaves bob's alone.
-    w.passwords
-        .insert("alice".into(), known("a2"));
-    w.passwords
-        .insert("bob".into(), known("b2"));
+    w.passwords.insert("alice".into(), known("a2"));
+    w.passwords.insert("bob".into(), known("b2"));
     let p = w.apply(&s);
     assert_eq!(
         ops(&p),
@@ -694,8 +693,7 @@ fn pending_initial_password_is_retried() {
         json!({}),
         json!({}),
     );
-    w.passwords
-        .insert("bob".into(), known("b1"));
+    w.passwords.insert("bob".into(), known("b1"));
     let p = w.plan(&s);
     // Apply everything but the password (as if the LDAP write failed).
     let mut partial = p.clone();
@@ -718,10 +716,7 @@ fn pending_initial_password_is_retried() {
 #[test]
 fn plan_serialises_without_secrets() {
     let mut w = World::new();
-    w.passwords.insert(
-        "alice".into(),
-        known("fp-alice"),
-    );
+    w.passwords.insert("alice".into(), known("fp-alice"));
     let s = alice_bob();
     let p = w.plan(&s);
     let json = serde_json::to_string(&p).expect("serialise");
