@@ -311,3 +311,109 @@ async fn removal_and_enable_false_reach_every_service() {
     assert_eq!(env.writes(), (0, 0, 0));
     env.no_violations();
 }
+
+/// The spec of `lldap_down_…`: Vaultwarden is for the members of the LLDAP group `vault`.
+fn vault_spec(env: &Env, users: Value) -> Spec {
+    let mut v = env.spec_json(users);
+    v["vaultwarden"]["groups"] = json!(["vault"]);
+    parse_spec(&v.to_string()).expect("valid spec")
+}
+
+#[tokio::test]
+async fn lldap_down_still_reaches_the_services_and_keeps_group_members() {
+    let env = Env::start().await;
+    // zoe was made by hand in LLDAP's UI and given access to Vaultwarden by group.
+    let mut zoe = paas_doubles::lldap::SeedUser::new("zoe", "zoe@example.com");
+    zoe.groups = vec!["vault".into()];
+    env.lldap.seed_user(zoe).expect("seed");
+    let users = json!({
+        "alice": { "email": "alice@example.com", "passwordFile": env.dir.path().join("alice") },
+        "carol": { "email": "carol@example.com", "passwordStrategy": "generated" }
+    });
+    let r = reconcile::apply(&vault_spec(&env, users.clone()), &env.opts()).await;
+    assert_eq!(r.failed, 0, "{:#?}", r.objects);
+    assert_eq!(outcome(&r, "nextcloud", "carol"), Outcome::Created);
+    assert_eq!(outcome(&r, "vaultwarden", "zoe"), Outcome::Created);
+    for t in &r.targets {
+        assert!(t.requests > 0, "{} reports its requests: {t:?}", t.target);
+    }
+
+    // LLDAP goes down; carol leaves the spec.
+    env.lldap.faults().fail_next(1_000_000, 503);
+    let mut without_carol = users.clone();
+    without_carol.as_object_mut().map(|o| o.remove("carol"));
+    let spec = vault_spec(&env, without_carol);
+    let r = reconcile::apply(&spec, &env.opts()).await;
+    let lldap = r.target(paasd::core::id::TargetId::Lldap).expect("lldap");
+    assert!(!lldap.ok);
+    assert!(
+        lldap.error.as_deref().unwrap_or("").contains("waiting for lldap"),
+        "{lldap:?}"
+    );
+    assert_eq!(outcome(&r, "lldap", "alice"), Outcome::Pending);
+    // Nextcloud does not wait for LLDAP: carol's account is disabled.
+    assert_eq!(outcome(&r, "nextcloud", "carol"), Outcome::Updated);
+    assert!(!env.nc.user("carol").expect("kept").enabled);
+    // Vaultwarden goes by the members LLDAP had when it was last read: zoe stays, and the
+    // report says why.
+    assert_eq!(outcome(&r, "vaultwarden", "zoe"), Outcome::Unchanged);
+    assert!(
+        env.vw
+            .user_by_email("zoe@example.com")
+            .expect("kept")
+            .enabled
+    );
+    let vw = r
+        .target(paasd::core::id::TargetId::Service(
+            paasd::core::id::ServiceKind::Vaultwarden,
+        ))
+        .expect("vaultwarden");
+    assert!(vw.ok, "{vw:?}");
+    assert!(
+        vw.notes
+            .iter()
+            .any(|n| n.contains("LLDAP could not be read") && n.contains("last")),
+        "{vw:?}"
+    );
+
+    // Without any record of the members (a state from before they were kept), nobody is
+    // known to be a member: zoe's account is not removed either, and the report says so.
+    let state_file = env.dir.path().join("state/state.json");
+    let mut state: Value =
+        serde_json::from_slice(&fs::read(&state_file).expect("state")).expect("json");
+    assert!(state.get("members").is_some(), "the members are kept in the state");
+    state.as_object_mut().map(|o| o.remove("members"));
+    fs::write(&state_file, state.to_string()).expect("write state");
+    env.reset();
+    let r = reconcile::apply(&spec, &env.opts()).await;
+    assert!(
+        r.objects
+            .iter()
+            .all(|o| !(o.target == "vaultwarden" && o.name == "zoe")),
+        "zoe is neither desired nor removed: {:#?}",
+        r.objects
+    );
+    assert!(
+        env.vw
+            .user_by_email("zoe@example.com")
+            .expect("kept")
+            .enabled
+    );
+    let vw = r
+        .target(paasd::core::id::TargetId::Service(
+            paasd::core::id::ServiceKind::Vaultwarden,
+        ))
+        .expect("vaultwarden");
+    assert!(
+        vw.notes.iter().any(|n| n.contains("no account is disabled or removed")),
+        "{vw:?}"
+    );
+    assert_eq!(env.vw.stats().total_writes(), 0);
+
+    // LLDAP is back: everything converges, zoe keeps her account.
+    env.lldap.faults().clear();
+    let r = reconcile::apply(&spec, &env.opts()).await;
+    assert_eq!(r.failed, 0, "{:#?}", r.objects);
+    assert_eq!(outcome(&r, "vaultwarden", "zoe"), Outcome::Unchanged);
+    env.no_violations();
+}

@@ -351,7 +351,7 @@ impl<'a> Target for AccountTarget<'a> {
                 reason,
                 ..
             } => Some(format!(
-                "LLDAP could not be read ({reason}): the access groups' members are those of {}",
+                "LLDAP could not be read ({reason}): the access groups' members are those it had when last read, at {}",
                 rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(*observed_at))
             )),
             MembersView::Unknown { reason } => Some(format!(
