@@ -347,7 +347,11 @@ async fn lldap_down_still_reaches_the_services_and_keeps_group_members() {
     let lldap = r.target(paasd::core::id::TargetId::Lldap).expect("lldap");
     assert!(!lldap.ok);
     assert!(
-        lldap.error.as_deref().unwrap_or("").contains("waiting for lldap"),
+        lldap
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("waiting for lldap"),
         "{lldap:?}"
     );
     assert_eq!(outcome(&r, "lldap", "alice"), Outcome::Pending);
@@ -381,7 +385,10 @@ async fn lldap_down_still_reaches_the_services_and_keeps_group_members() {
     let state_file = env.dir.path().join("state/state.json");
     let mut state: Value =
         serde_json::from_slice(&fs::read(&state_file).expect("state")).expect("json");
-    assert!(state.get("members").is_some(), "the members are kept in the state");
+    assert!(
+        state.get("members").is_some(),
+        "the members are kept in the state"
+    );
     state.as_object_mut().map(|o| o.remove("members"));
     fs::write(&state_file, state.to_string()).expect("write state");
     env.reset();
@@ -405,7 +412,9 @@ async fn lldap_down_still_reaches_the_services_and_keeps_group_members() {
         ))
         .expect("vaultwarden");
     assert!(
-        vw.notes.iter().any(|n| n.contains("no account is disabled or removed")),
+        vw.notes
+            .iter()
+            .any(|n| n.contains("no account is disabled or removed")),
         "{vw:?}"
     );
     assert_eq!(env.vw.stats().total_writes(), 0);

@@ -318,18 +318,57 @@ fn diff_attributes(
 
 /// Computes the plan. Pure: same input, same plan.
 pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
-    let spec = input.spec;
-    let dir = input.dir;
-    let ix = Index::new(dir);
+    let ix = Index::new(input.dir);
     let mut out = Plan::default();
-    let problem = |kind, name: &str, message: String| PlanProblem {
+    schema_changes(input.dir, &mut out);
+    let groups = group_changes(input, &ix, &mut out);
+    let planner = Planner::new(input, &ix, &groups);
+    let mut user_changes = Vec::new();
+    for (id, us) in &input.spec.users {
+        match planner.declared_user(id, us, &mut out.problems) {
+            Some(c) => user_changes.push(c),
+            None => out.unchanged_users += 1,
+        }
+    }
+    let mut removals = planner.removed_users();
+
+    // The mass-removal guard: disabling or deleting many managed users at once is held back.
+    let removing = user_changes
+        .iter()
+        .chain(removals.iter())
+        .filter(|c| c.op.removes())
+        .count();
+    let guard = Guard {
+        max_percent: input.spec.removal_guard.max_percent,
+        force: input.force,
+    };
+    if let Some(held) = guard.check(TARGET, removing, planner.managed_total()) {
+        out.blocked.push(held);
+        user_changes.retain(|c| !c.op.removes());
+        removals.retain(|c| !c.op.removes());
+    }
+    // The user changes become the plan's list, with the few schema and group changes put in
+    // front: at 100k users one list of changes exists at a time, not two.
+    let head = std::mem::replace(&mut out.changes, user_changes);
+    out.changes.splice(0..0, head);
+    out.changes.extend(removals);
+    out.changes.extend(group_deletions(input.spec, &groups));
+    // A plan is held until it is applied (and shown over D-Bus): give back the growth slack.
+    out.changes.shrink_to_fit();
+    out
+}
+
+fn problem(kind: ObjectKind, name: &str, message: String) -> PlanProblem {
+    PlanProblem {
         target: TARGET,
         kind,
         name: name.to_string(),
         message,
-    };
+    }
+}
 
-    // 1. The marker attributes in both schemas.
+/// Step 1: the marker attributes in both schemas.
+fn schema_changes(dir: &Directory, out: &mut LldapPlan) {
     if !dir.user_attributes.contains_key(MARKER_ATTRIBUTE) {
         out.changes.push(schema_change(
             "user",
@@ -346,8 +385,20 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
             },
         ));
     }
+}
 
-    // 2. Groups: declared ones, and paasd's disabled group.
+/// How the spec's groups map onto LLDAP, and the groups paasd managed that left the spec.
+struct Groups<'a> {
+    /// By spec key (the disabled group too): the LLDAP name, and how it resolves.
+    resolved: BTreeMap<&'a str, (String, Resolved)>,
+    /// Spec key (from the marker or the state) and the group.
+    orphans: Vec<(String, &'a DirGroup)>,
+}
+
+/// Step 2: groups — declared ones, and paasd's disabled group.
+fn group_changes<'a>(input: &PlanInput<'a>, ix: &Index<'a>, out: &mut LldapPlan) -> Groups<'a> {
+    let spec = input.spec;
+    let dir = input.dir;
     let disabled_key = spec.lldap.disabled_group.as_str();
     let mut resolved: BTreeMap<&str, (String, Resolved)> = BTreeMap::new();
     let declared_groups = spec
@@ -356,7 +407,7 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
         .map(|(k, g)| (k.as_str(), g.display_name.as_str(), Some(&g.attributes)))
         .chain(std::iter::once((disabled_key, disabled_key, None)));
     for (key, display_name, attributes) in declared_groups {
-        let r = resolve_group(key, display_name, input, &ix);
+        let r = resolve_group(key, display_name, input, ix);
         let empty = Attributes::new();
         let attributes = attributes.unwrap_or(&empty);
         match &r {
@@ -447,7 +498,6 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
         resolved.insert(key, (display_name.to_string(), r));
     }
 
-    // Managed groups that left the spec.
     let mut orphan_groups: Vec<(String, &DirGroup)> = Vec::new();
     let resolved_ids: BTreeSet<i64> = resolved
         .values()
@@ -474,46 +524,105 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
         }
     }
 
-    // The groups whose memberships paasd manages.
-    let admin_group = ix.group_by_name.get(ADMIN_GROUP).map(|g| g.id);
-    let mut scope: Vec<(Managed, GroupRef)> = Vec::new();
-    for (key, (name, r)) in &resolved {
-        if !matches!(r, Resolved::Conflict(_)) {
-            scope.push((Managed::Declared(key), group_ref(name, key, r)));
+    Groups {
+        resolved,
+        orphans: orphan_groups,
+    }
+}
+
+/// Step 5: managed groups that left the spec (deleted with `removal = "delete"`, once their members
+/// are gone: they run last).
+fn group_deletions(spec: &Spec, groups: &Groups<'_>) -> Vec<Change<Action>> {
+    if spec.removal != Removal::Delete {
+        return Vec::new();
+    }
+    groups
+        .orphans
+        .iter()
+        .map(|(key, g)| Change {
+            target: TARGET,
+            kind: ObjectKind::Group,
+            name: key.clone(),
+            op: Op::Delete,
+            reason: Some("removed from the spec; removal = \"delete\"".into()),
+            fields: Vec::new(),
+            actions: vec![Action::DeleteGroup {
+                key: key.clone(),
+                id: g.id,
+            }],
+        })
+        .collect()
+}
+
+/// Plans users: the declared ones (step 3), and the managed ones that left the spec (step 4).
+struct Planner<'a, 'b> {
+    input: &'b PlanInput<'a>,
+    ix: &'b Index<'a>,
+    /// The groups whose memberships paasd decides, and how to refer to them.
+    scope: Vec<(Managed<'b>, GroupRef)>,
+    disabled_key: &'a str,
+    /// paasd's disabled group, when it exists already.
+    disabled_id: Option<i64>,
+}
+
+impl<'a, 'b> Planner<'a, 'b> {
+    fn new(input: &'b PlanInput<'a>, ix: &'b Index<'a>, groups: &'b Groups<'a>) -> Self {
+        let spec = input.spec;
+        let disabled_key = spec.lldap.disabled_group.as_str();
+        let mut scope: Vec<(Managed, GroupRef)> = Vec::new();
+        for (key, (name, r)) in &groups.resolved {
+            if !matches!(r, Resolved::Conflict(_)) {
+                scope.push((Managed::Declared(key), group_ref(name, key, r)));
+            }
         }
-    }
-    if let Some(id) = admin_group {
-        scope.push((
-            Managed::Admin,
-            GroupRef {
-                name: ADMIN_GROUP.into(),
-                id: Some(id),
-                key: None,
-            },
-        ));
-    }
-    if spec.removal == Removal::Disable {
-        for (_, g) in &orphan_groups {
+        if let Some(g) = ix.group_by_name.get(ADMIN_GROUP) {
             scope.push((
-                Managed::LeftTheSpec,
+                Managed::Admin,
                 GroupRef {
-                    name: g.display_name.clone(),
+                    name: ADMIN_GROUP.into(),
                     id: Some(g.id),
                     key: None,
                 },
             ));
         }
+        if spec.removal == Removal::Disable {
+            for (_, g) in &groups.orphans {
+                scope.push((
+                    Managed::LeftTheSpec,
+                    GroupRef {
+                        name: g.display_name.clone(),
+                        id: Some(g.id),
+                        key: None,
+                    },
+                ));
+            }
+        }
+        let disabled_id = groups
+            .resolved
+            .get(disabled_key)
+            .filter(|(_, r)| !matches!(r, Resolved::Conflict(_)))
+            .and_then(|(name, r)| group_ref(name, disabled_key, r).id);
+        Planner {
+            input,
+            ix,
+            scope,
+            disabled_key,
+            disabled_id,
+        }
     }
-    let disabled_ref = resolved
-        .get(disabled_key)
-        .filter(|(_, r)| !matches!(r, Resolved::Conflict(_)))
-        .map(|(name, r)| group_ref(name, disabled_key, r));
 
-    let membership_diff = |u: Option<&DirUser>, id: &str, want: &Wanted| {
+    /// Memberships to add and remove so that `u` (or a user about to be created) is in exactly
+    /// the managed groups it should be in; memberships in other groups are not paasd's.
+    fn membership_diff(
+        &self,
+        u: Option<&DirUser>,
+        id: &str,
+        want: &Wanted,
+    ) -> (Vec<Action>, Option<FieldDiff>) {
         let mut actions = Vec::new();
         let mut added = Vec::new();
         let mut removed = Vec::new();
-        for (key, gref) in &scope {
+        for (key, gref) in &self.scope {
             let is_member = match (u, gref.id) {
                 (Some(u), Some(gid)) => u.groups.contains(&gid),
                 _ => false,
@@ -538,26 +647,52 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
             }
         }
         (actions, FieldDiff::groups(&added, &removed))
-    };
-    let is_disabled = |u: &DirUser| match disabled_ref.as_ref().and_then(|r| r.id) {
-        Some(gid) => u.groups.contains(&gid),
-        None => false,
-    };
+    }
 
-    // 3. Declared users.
-    let managed =
-        |u: &DirUser| policy::is_owned(u.is_marked(), input.state.lldap.users.contains_key(&u.id));
-    let mut user_changes = Vec::new();
-    for (id, us) in &spec.users {
+    fn is_disabled(&self, u: &DirUser) -> bool {
+        self.disabled_id.is_some_and(|gid| u.groups.contains(&gid))
+    }
+
+    fn managed(&self, u: &DirUser) -> bool {
+        policy::is_owned(
+            u.is_marked(),
+            self.input.state.lldap.users.contains_key(&u.id),
+        )
+    }
+
+    fn is_admin_account(&self, u: &DirUser) -> bool {
+        u.id.eq_ignore_ascii_case(&self.input.spec.lldap.admin_username)
+    }
+
+    /// What paasd manages in LLDAP, for the mass-removal guard.
+    fn managed_total(&self) -> usize {
+        self.input
+            .dir
+            .users
+            .values()
+            .filter(|u| self.managed(u) && !self.is_admin_account(u))
+            .count()
+    }
+
+    /// Step 3, one declared user: its change, or `None` when it needs nothing (problems go to
+    /// `problems`).
+    fn declared_user(
+        &self,
+        id: &String,
+        us: &UserSpec,
+        problems: &mut Vec<PlanProblem>,
+    ) -> Option<Change<Action>> {
+        let input = self.input;
+        let dir = input.dir;
+        let disabled_key = self.disabled_key;
         let observed = dir.user(id);
-        let mut fields = Vec::new();
-        let mut actions = Vec::new();
-        let email_owner = ix
+        let email_owner = self
+            .ix
             .user_by_email
             .get(&us.email.to_ascii_lowercase())
             .copied();
         if let Some(owner) = email_owner.filter(|o| !o.eq_ignore_ascii_case(id)) {
-            out.problems.push(problem(
+            problems.push(problem(
                 ObjectKind::User,
                 id,
                 format!(
@@ -565,7 +700,7 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
                     us.email
                 ),
             ));
-            continue;
+            return None;
         }
         let attrs = match diff_attributes(
             &us.attributes,
@@ -575,335 +710,321 @@ pub fn plan(input: &PlanInput<'_>) -> LldapPlan {
         ) {
             Ok(a) => a,
             Err(msg) => {
-                out.problems.push(problem(ObjectKind::User, id, msg));
-                continue;
+                problems.push(problem(ObjectKind::User, id, msg));
+                return None;
             }
         };
         // The user's unusable password is a problem, but the rest of its change still applies.
         let pw = input.passwords.get(id).unwrap_or(&DesiredPassword::None);
         if let DesiredPassword::Unusable(msg) = pw {
-            out.problems
-                .push(problem(ObjectKind::User, id, msg.clone()));
+            problems.push(problem(ObjectKind::User, id, msg.clone()));
         }
         let want = desired_groups(us, disabled_key);
-        let op;
-        let mut reason = None;
-        match observed {
-            None => {
-                op = Op::Create;
-                let (mut attributes, attr_fields) = attrs;
-                // An initial password is owed from the start: if it cannot be set now, the
-                // marker keeps saying so, even if the state file is lost.
-                let initial_pending = us.enable
-                    && us.password_mode == PasswordMode::Initial
-                    && *pw != DesiredPassword::None;
-                let marker = if initial_pending {
-                    USER_MARKER_PENDING
-                } else {
-                    USER_MARKER_VALUE
-                };
-                attributes.insert(MARKER_ATTRIBUTE.into(), vec![marker.into()]);
-                fields.push(FieldDiff::new_value("email", &us.email));
-                for (f, v) in [
-                    ("displayName", &us.display_name),
-                    ("firstName", &us.first_name),
-                    ("lastName", &us.last_name),
-                ] {
-                    if let Some(v) = v {
-                        fields.push(FieldDiff::new_value(f, v));
-                    }
-                }
-                fields.extend(attr_fields);
-                actions.push(Action::CreateUser {
-                    id: id.clone(),
-                    email: us.email.clone(),
-                    display_name: us.display_name.clone(),
-                    first_name: us.first_name.clone(),
-                    last_name: us.last_name.clone(),
-                    attributes,
-                });
-                let (ma, mf) = membership_diff(None, id, &want);
-                actions.extend(ma);
-                fields.extend(mf);
-                if let DesiredPassword::Known { .. } = pw {
-                    if us.enable {
-                        fields.push(FieldDiff {
-                            field: "password".into(),
-                            old: None,
-                            new: Some("(set from the password file)".into()),
-                        });
-                        actions.push(Action::SetPassword {
-                            user: id.clone(),
-                            verify_first: false,
-                        });
-                        if initial_pending {
-                            actions.push(marker_update(id));
-                        }
-                    }
-                }
-                if !us.enable {
-                    reason = Some("enable = false".into());
-                }
-            }
-            Some(u) => {
-                let is_managed = managed(u);
-                let (mut inserts, attr_fields) = attrs;
-                let mut update_email = None;
-                let mut update_dn = None;
-                let mut update_first = None;
-                let mut update_last = None;
-                if !u.email.eq_ignore_ascii_case(&us.email) {
-                    fields.push(FieldDiff::changed("email", Some(&u.email), &us.email));
-                    update_email = Some(us.email.clone());
-                }
-                for (f, cur, want, slot) in [
-                    (
-                        "displayName",
-                        &u.display_name,
-                        &us.display_name,
-                        &mut update_dn,
-                    ),
-                    (
-                        "firstName",
-                        &u.first_name,
-                        &us.first_name,
-                        &mut update_first,
-                    ),
-                    ("lastName", &u.last_name, &us.last_name, &mut update_last),
-                ] {
-                    if let Some(w) = want {
-                        if w != cur {
-                            fields.push(FieldDiff::changed(f, Some(cur), w));
-                            *slot = Some(w.clone());
-                        }
-                    }
-                }
-                fields.extend(attr_fields);
-                if !u.is_marked() {
-                    inserts.insert(MARKER_ATTRIBUTE.into(), vec![USER_MARKER_VALUE.into()]);
-                    if is_managed {
-                        fields.push(FieldDiff {
-                            field: "ownership marker".into(),
-                            old: None,
-                            new: Some("restored".into()),
-                        });
-                    }
-                }
-                if update_email.is_some()
-                    || update_dn.is_some()
-                    || update_first.is_some()
-                    || update_last.is_some()
-                    || !inserts.is_empty()
-                {
-                    actions.push(Action::UpdateUser(Box::new(UserUpdate {
-                        id: u.id.clone(),
-                        email: update_email,
-                        display_name: update_dn,
-                        first_name: update_first,
-                        last_name: update_last,
-                        insert_attributes: inserts,
-                        remove_attributes: Vec::new(),
-                    })));
-                }
-                let (ma, mf) = membership_diff(Some(u), &u.id, &want);
-                actions.extend(ma);
-                fields.extend(mf);
-                let owned = input.state.lldap.users.get(&u.id);
-                let marker_pending = marker_is_pending(&u.attributes);
-                let pending_initial =
-                    marker_pending || owned.is_some_and(|o| o.initial_password_pending);
-                let step = if us.enable {
-                    password_step(
-                        pw.fingerprint(),
-                        us.password_mode,
-                        owned.and_then(|o| o.password_fingerprint.as_deref()),
-                        pending_initial,
-                        input.verify_passwords,
-                        true,
-                    )
-                } else {
-                    PasswordStep::Keep
-                };
-                if step != PasswordStep::Keep {
-                    let verify_first = step == PasswordStep::VerifyThenSet;
-                    fields.push(FieldDiff::note(
-                        "password",
-                        if verify_first {
-                            "(verify by LDAP bind, set from the password file if different)"
-                        } else {
-                            "(set from the password file)"
-                        },
-                    ));
-                    actions.push(Action::SetPassword {
-                        user: u.id.clone(),
-                        verify_first,
-                    });
-                    if marker_pending {
-                        actions.push(marker_update(&u.id));
-                    }
-                }
-                let was_disabled = is_disabled(u);
-                op = if !is_managed {
-                    reason = Some("exists in LLDAP, not created by paasd".into());
-                    Op::Adopt
-                } else if !us.enable && !was_disabled {
-                    reason = Some("enable = false".into());
-                    Op::Disable
-                } else if us.enable && was_disabled {
-                    Op::Enable
-                } else {
-                    Op::Update
-                };
-                if input
-                    .state
-                    .lldap
-                    .users
-                    .get(&u.id)
-                    .is_some_and(|o| o.removed_since.is_some())
-                {
-                    // Back in the spec: forget the removal timestamp.
-                    actions.push(Action::MarkRemoved {
-                        user: u.id.clone(),
-                        since: 0,
-                    });
-                }
-            }
-        }
+        let mut fields = Vec::new();
+        let mut actions = Vec::new();
+        let (op, reason) = match observed {
+            None => self.new_user(id, us, attrs, pw, &want, &mut fields, &mut actions),
+            Some(u) => self.existing_user(u, us, attrs, pw, &want, &mut fields, &mut actions),
+        };
         if actions.is_empty() {
-            out.unchanged_users += 1;
-        } else {
-            user_changes.push(Change {
-                target: TARGET,
-                kind: ObjectKind::User,
-                name: id.clone(),
-                op,
-                reason,
-                fields,
-                actions,
-            });
+            return None;
         }
+        Some(Change {
+            target: TARGET,
+            kind: ObjectKind::User,
+            name: id.clone(),
+            op,
+            reason,
+            fields,
+            actions,
+        })
     }
 
-    // 4. Managed users that left the spec.
-    let mut removals = Vec::new();
-    let managed_total = dir
-        .users
-        .values()
-        .filter(|u| managed(u) && !u.id.eq_ignore_ascii_case(&spec.lldap.admin_username))
-        .count();
-    for u in dir.users.values() {
-        if spec.users.contains_key(&u.id)
-            || !managed(u)
-            || u.id.eq_ignore_ascii_case(&spec.lldap.admin_username)
-        {
-            continue;
+    /// A declared user that is not in LLDAP: created with paasd's marker, in its groups, with
+    /// its password.
+    #[allow(clippy::too_many_arguments)]
+    fn new_user(
+        &self,
+        id: &str,
+        us: &UserSpec,
+        attrs: AttributeDiff,
+        pw: &DesiredPassword,
+        want: &Wanted,
+        fields: &mut Vec<FieldDiff>,
+        actions: &mut Vec<Action>,
+    ) -> (Op, Option<String>) {
+        let mut reason = None;
+        let (mut attributes, attr_fields) = attrs;
+        // An initial password is owed from the start: if it cannot be set now, the
+        // marker keeps saying so, even if the state file is lost.
+        let initial_pending =
+            us.enable && us.password_mode == PasswordMode::Initial && *pw != DesiredPassword::None;
+        let marker = if initial_pending {
+            USER_MARKER_PENDING
+        } else {
+            USER_MARKER_VALUE
+        };
+        attributes.insert(MARKER_ATTRIBUTE.into(), vec![marker.into()]);
+        fields.push(FieldDiff::new_value("email", &us.email));
+        for (f, v) in [
+            ("displayName", &us.display_name),
+            ("firstName", &us.first_name),
+            ("lastName", &us.last_name),
+        ] {
+            if let Some(v) = v {
+                fields.push(FieldDiff::new_value(f, v));
+            }
         }
-        let removed_since = input
+        fields.extend(attr_fields);
+        actions.push(Action::CreateUser {
+            id: id.to_string(),
+            email: us.email.clone(),
+            display_name: us.display_name.clone(),
+            first_name: us.first_name.clone(),
+            last_name: us.last_name.clone(),
+            attributes,
+        });
+        let (ma, mf) = self.membership_diff(None, id, want);
+        actions.extend(ma);
+        fields.extend(mf);
+        if let DesiredPassword::Known { .. } = pw {
+            if us.enable {
+                fields.push(FieldDiff {
+                    field: "password".into(),
+                    old: None,
+                    new: Some("(set from the password file)".into()),
+                });
+                actions.push(Action::SetPassword {
+                    user: id.to_string(),
+                    verify_first: false,
+                });
+                if initial_pending {
+                    actions.push(marker_update(id));
+                }
+            }
+        }
+        if !us.enable {
+            reason = Some("enable = false".into());
+        }
+        (Op::Create, reason)
+    }
+
+    /// A declared user LLDAP has: the fields, attributes, memberships and password that differ;
+    /// adopted when paasd did not own it.
+    #[allow(clippy::too_many_arguments)]
+    fn existing_user(
+        &self,
+        u: &DirUser,
+        us: &UserSpec,
+        attrs: AttributeDiff,
+        pw: &DesiredPassword,
+        want: &Wanted,
+        fields: &mut Vec<FieldDiff>,
+        actions: &mut Vec<Action>,
+    ) -> (Op, Option<String>) {
+        let input = self.input;
+        let mut reason = None;
+        let is_managed = self.managed(u);
+        let (mut inserts, attr_fields) = attrs;
+        let mut update_email = None;
+        let mut update_dn = None;
+        let mut update_first = None;
+        let mut update_last = None;
+        if !u.email.eq_ignore_ascii_case(&us.email) {
+            fields.push(FieldDiff::changed("email", Some(&u.email), &us.email));
+            update_email = Some(us.email.clone());
+        }
+        for (f, cur, want, slot) in [
+            (
+                "displayName",
+                &u.display_name,
+                &us.display_name,
+                &mut update_dn,
+            ),
+            (
+                "firstName",
+                &u.first_name,
+                &us.first_name,
+                &mut update_first,
+            ),
+            ("lastName", &u.last_name, &us.last_name, &mut update_last),
+        ] {
+            if let Some(w) = want {
+                if w != cur {
+                    fields.push(FieldDiff::changed(f, Some(cur), w));
+                    *slot = Some(w.clone());
+                }
+            }
+        }
+        fields.extend(attr_fields);
+        if !u.is_marked() {
+            inserts.insert(MARKER_ATTRIBUTE.into(), vec![USER_MARKER_VALUE.into()]);
+            if is_managed {
+                fields.push(FieldDiff {
+                    field: "ownership marker".into(),
+                    old: None,
+                    new: Some("restored".into()),
+                });
+            }
+        }
+        if update_email.is_some()
+            || update_dn.is_some()
+            || update_first.is_some()
+            || update_last.is_some()
+            || !inserts.is_empty()
+        {
+            actions.push(Action::UpdateUser(Box::new(UserUpdate {
+                id: u.id.clone(),
+                email: update_email,
+                display_name: update_dn,
+                first_name: update_first,
+                last_name: update_last,
+                insert_attributes: inserts,
+                remove_attributes: Vec::new(),
+            })));
+        }
+        let (ma, mf) = self.membership_diff(Some(u), &u.id, want);
+        actions.extend(ma);
+        fields.extend(mf);
+        let owned = input.state.lldap.users.get(&u.id);
+        let marker_pending = marker_is_pending(&u.attributes);
+        let pending_initial = marker_pending || owned.is_some_and(|o| o.initial_password_pending);
+        let step = if us.enable {
+            password_step(
+                pw.fingerprint(),
+                us.password_mode,
+                owned.and_then(|o| o.password_fingerprint.as_deref()),
+                pending_initial,
+                input.verify_passwords,
+                true,
+            )
+        } else {
+            PasswordStep::Keep
+        };
+        if step != PasswordStep::Keep {
+            let verify_first = step == PasswordStep::VerifyThenSet;
+            fields.push(FieldDiff::note(
+                "password",
+                if verify_first {
+                    "(verify by LDAP bind, set from the password file if different)"
+                } else {
+                    "(set from the password file)"
+                },
+            ));
+            actions.push(Action::SetPassword {
+                user: u.id.clone(),
+                verify_first,
+            });
+            if marker_pending {
+                actions.push(marker_update(&u.id));
+            }
+        }
+        let was_disabled = self.is_disabled(u);
+        let op = if !is_managed {
+            reason = Some("exists in LLDAP, not created by paasd".into());
+            Op::Adopt
+        } else if !us.enable && !was_disabled {
+            reason = Some("enable = false".into());
+            Op::Disable
+        } else if us.enable && was_disabled {
+            Op::Enable
+        } else {
+            Op::Update
+        };
+        if input
             .state
             .lldap
             .users
             .get(&u.id)
-            .and_then(|o| o.removed_since);
-        let step = removal_step(
-            spec.removal,
-            spec.removal_grace_period,
-            removed_since,
-            input.now,
-        );
-        let reason = removal_reason(
-            "removed from the spec",
-            spec.removal,
-            step,
-            spec.removal_grace_period,
-        );
-        match step {
-            RemovalStep::Delete => removals.push(Change {
-                target: TARGET,
-                kind: ObjectKind::User,
-                name: u.id.clone(),
-                op: Op::Delete,
-                reason: Some(reason),
-                fields: Vec::new(),
-                actions: vec![Action::DeleteUser { id: u.id.clone() }],
-            }),
-            RemovalStep::Disable { start_grace_period } => {
-                let want = Wanted {
-                    keys: [disabled_key].into_iter().collect(),
-                    admin: false,
-                };
-                let (mut actions, field) = membership_diff(Some(u), &u.id, &want);
-                let mut fields: Vec<FieldDiff> = field.into_iter().collect();
-                if start_grace_period {
-                    actions.push(Action::MarkRemoved {
-                        user: u.id.clone(),
-                        since: input.now,
-                    });
-                    fields.push(FieldDiff::note(
-                        "delete after",
-                        format!("{} s", spec.removal_grace_period),
-                    ));
-                }
-                if !actions.is_empty() {
-                    removals.push(Change {
-                        target: TARGET,
-                        kind: ObjectKind::User,
-                        name: u.id.clone(),
-                        op: if is_disabled(u) {
-                            Op::Update
-                        } else {
-                            Op::Disable
-                        },
-                        reason: Some(reason),
-                        fields,
-                        actions,
-                    });
-                }
-            }
-            RemovalStep::Keep => {}
-        }
-    }
-
-    // The mass-removal guard: disabling or deleting many managed users at once is held back.
-    let removing = user_changes
-        .iter()
-        .chain(removals.iter())
-        .filter(|c| c.op.removes())
-        .count();
-    let guard = Guard {
-        max_percent: spec.removal_guard.max_percent,
-        force: input.force,
-    };
-    if let Some(held) = guard.check(TARGET, removing, managed_total) {
-        out.blocked.push(held);
-        user_changes.retain(|c| !c.op.removes());
-        removals.retain(|c| !c.op.removes());
-    }
-    // The user changes become the plan's list, with the few schema and group changes put in
-    // front: at 100k users one list of changes exists at a time, not two.
-    let head = std::mem::replace(&mut out.changes, user_changes);
-    out.changes.splice(0..0, head);
-    out.changes.extend(removals);
-
-    // 5. Managed groups that left the spec.
-    if spec.removal == Removal::Delete {
-        for (key, g) in &orphan_groups {
-            out.changes.push(Change {
-                target: TARGET,
-                kind: ObjectKind::Group,
-                name: key.clone(),
-                op: Op::Delete,
-                reason: Some("removed from the spec; removal = \"delete\"".into()),
-                fields: Vec::new(),
-                actions: vec![Action::DeleteGroup {
-                    key: key.clone(),
-                    id: g.id,
-                }],
+            .is_some_and(|o| o.removed_since.is_some())
+        {
+            // Back in the spec: forget the removal timestamp.
+            actions.push(Action::MarkRemoved {
+                user: u.id.clone(),
+                since: 0,
             });
         }
+        (op, reason)
     }
-    // A plan is held until it is applied (and shown over D-Bus): give back the growth slack.
-    out.changes.shrink_to_fit();
-    out
+
+    /// Step 4: managed users that left the spec, disabled, deleted (after the grace period) or kept,
+    /// as `removal` says.
+    fn removed_users(&self) -> Vec<Change<Action>> {
+        let input = self.input;
+        let spec = input.spec;
+        let dir = input.dir;
+        let disabled_key = self.disabled_key;
+        let mut removals = Vec::new();
+        for u in dir.users.values() {
+            if spec.users.contains_key(&u.id) || !self.managed(u) || self.is_admin_account(u) {
+                continue;
+            }
+            let removed_since = input
+                .state
+                .lldap
+                .users
+                .get(&u.id)
+                .and_then(|o| o.removed_since);
+            let step = removal_step(
+                spec.removal,
+                spec.removal_grace_period,
+                removed_since,
+                input.now,
+            );
+            let reason = removal_reason(
+                "removed from the spec",
+                spec.removal,
+                step,
+                spec.removal_grace_period,
+            );
+            match step {
+                RemovalStep::Delete => removals.push(Change {
+                    target: TARGET,
+                    kind: ObjectKind::User,
+                    name: u.id.clone(),
+                    op: Op::Delete,
+                    reason: Some(reason),
+                    fields: Vec::new(),
+                    actions: vec![Action::DeleteUser { id: u.id.clone() }],
+                }),
+                RemovalStep::Disable { start_grace_period } => {
+                    let want = Wanted {
+                        keys: [disabled_key].into_iter().collect(),
+                        admin: false,
+                    };
+                    let (mut actions, field) = self.membership_diff(Some(u), &u.id, &want);
+                    let mut fields: Vec<FieldDiff> = field.into_iter().collect();
+                    if start_grace_period {
+                        actions.push(Action::MarkRemoved {
+                            user: u.id.clone(),
+                            since: input.now,
+                        });
+                        fields.push(FieldDiff::note(
+                            "delete after",
+                            format!("{} s", spec.removal_grace_period),
+                        ));
+                    }
+                    if !actions.is_empty() {
+                        removals.push(Change {
+                            target: TARGET,
+                            kind: ObjectKind::User,
+                            name: u.id.clone(),
+                            op: if self.is_disabled(u) {
+                                Op::Update
+                            } else {
+                                Op::Disable
+                            },
+                            reason: Some(reason),
+                            fields,
+                            actions,
+                        });
+                    }
+                }
+                RemovalStep::Keep => {}
+            }
+        }
+        removals
+    }
 }
 
 /// A group whose memberships paasd manages.
