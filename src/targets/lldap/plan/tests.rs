@@ -4,6 +4,7 @@ use crate::core::state::Origin;
 use crate::targets::lldap::directory::{AttributeSchema, DirGroup, DirUser};
 use crate::targets::lldap::simulate;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 fn spec(users: Value, groups: Value, extra: Value) -> Spec {
     let mut v = json!({
