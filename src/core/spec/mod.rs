@@ -6,9 +6,12 @@
 //!
 //! The spec holds no secret: only paths of secret files (`…File` keys).
 //!
-//! This file holds the spec's types; [`read`] is the parser.
+//! This file holds the spec's types; `read` is the parser, on the problem-collecting walker of
+//! `walk`, with the rules for single values in `validate`.
 
 mod read;
+mod validate;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,9 +22,10 @@ use serde::Serialize;
 use super::attributes::Attributes;
 use super::id::ServiceKind;
 
-pub use read::{
-    parse_duration, parse_spec, valid_attribute_name, valid_email, valid_group_name,
-    valid_nextcloud_quota, valid_user_id,
+pub use read::parse_spec;
+pub use validate::{
+    parse_duration, valid_attribute_name, valid_email, valid_group_name, valid_nextcloud_quota,
+    valid_user_id,
 };
 
 /// The reserved attribute paasd uses as its ownership marker inside LLDAP.
