@@ -2,8 +2,8 @@
 //!
 //! The bytes go to `<name>.tmp.<pid>` (mode 0600) in the same directory, are fsynced, renamed
 //! over the target, and the directory is fsynced: a crash leaves the old file or the new one,
-//! never half of either. A temp file left by a writer that was killed is removed by the next
-//! write into that directory (its pid no longer exists).
+//! never half of either. A temp file left by a writer that was killed (of any file) is removed by
+//! the next write into that directory (its pid no longer exists).
 
 use std::fs;
 use std::io::{self, Write};
@@ -25,7 +25,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
             format!("{} has no file name", path.display()),
         ));
     };
-    remove_stale_temp_files(&dir, name);
+    remove_stale_temp_files(&dir);
     let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
@@ -60,18 +60,18 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// Removes `<name>.tmp.<pid>` files whose writer is gone. A live writer's file is left alone.
-fn remove_stale_temp_files(dir: &Path, name: &str) {
+/// Removes the `<file>.tmp.<pid>` files in `dir` whose writer is gone. A live writer's file is
+/// left alone.
+fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!("{name}.tmp.");
     for e in entries.filter_map(Result::ok) {
         let file = e.file_name();
         let Some(pid) = file
             .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(|n| n.rsplit_once(".tmp."))
+            .and_then(|(_, p)| p.parse::<i32>().ok())
         else {
             continue;
         };
@@ -118,10 +118,16 @@ mod tests {
         // No process has pid 2^22 + 1 (above the kernel's pid_max).
         let stale = d.path().join("state.json.tmp.4194305");
         fs::write(&stale, b"half").expect("write");
-        let other = d.path().join("other.tmp.4194305");
-        fs::write(&other, b"not ours").expect("write");
+        let other = d.path().join("generation.tmp.4194305");
+        fs::write(&other, b"half").expect("write");
+        let live = d.path().join(format!("generation.tmp.{}", std::process::id()));
+        fs::write(&live, b"being written").expect("write");
+        let unrelated = d.path().join("notes.tmp");
+        fs::write(&unrelated, b"not a temp file of ours").expect("write");
         write(&d.path().join("state.json"), b"x").expect("write");
         assert!(!stale.exists(), "stale temp file removed");
-        assert!(other.exists(), "another file's temp files are not touched");
+        assert!(!other.exists(), "another file's stale temp file too");
+        assert!(live.exists(), "a live writer's temp file is left alone");
+        assert!(unrelated.exists());
     }
 }

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::core::id::ServiceKind;
 use crate::core::spec::{load_spec, SpecError};
-use crate::reconcile::{self, Options};
+use crate::engine::report::TargetState;
+use crate::reconcile::{self, ObjectReport, Options, Report};
 use client as ctl;
 
 #[derive(Parser)]
@@ -31,38 +32,25 @@ enum Command {
         /// The spec file; without it the running paasd computes the plan of its spec (D-Bus).
         #[arg(long)]
         spec: Option<PathBuf>,
-        /// paasd's state directory.
-        #[arg(long, default_value = "/var/lib/paasd")]
-        state_dir: PathBuf,
-        /// Exit 2 when changes are pending (0: none, 1: error).
+        #[command(flatten)]
+        run: RunArgs,
+        /// Exit 2 when changes are pending (0: none, 1: error or a target not planned).
         #[arg(long)]
         detailed_exitcode: bool,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
-        /// Verify every enforced password by an LDAP bind, even if unchanged.
-        #[arg(long)]
-        verify_passwords: bool,
-        /// Show the changes the mass-removal guard would hold back as if forced.
-        #[arg(long)]
-        force: bool,
     },
     /// Bring LLDAP and the services to the spec.
     Apply {
         #[arg(long)]
         spec: PathBuf,
-        #[arg(long, default_value = "/var/lib/paasd")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
         /// Print one JSON object (created, updated, deleted, unchanged, failed, objects, …).
         #[arg(long)]
         json: bool,
-        /// Verify every enforced password by an LDAP bind, even if unchanged.
-        #[arg(long)]
-        verify_passwords: bool,
-        /// Apply removals even beyond removalGuard.maxPercent.
-        #[arg(long)]
-        force: bool,
-        /// Objects written at the same time.
+        /// Users' changes in flight at once, per target.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
@@ -80,6 +68,29 @@ enum Command {
         #[arg(long)]
         spec: PathBuf,
     },
+}
+
+/// What `plan` and `apply` share.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// paasd's state directory.
+    #[arg(long, default_value = "/var/lib/paasd")]
+    state_dir: PathBuf,
+    /// Verify every enforced password by an LDAP bind, even if unchanged.
+    #[arg(long)]
+    verify_passwords: bool,
+    /// Apply (or, with plan, show) removals even beyond removalGuard.maxPercent.
+    #[arg(long)]
+    force: bool,
+}
+
+impl RunArgs {
+    fn options(&self) -> Options {
+        let mut opts = Options::new(&self.state_dir);
+        opts.verify_passwords = self.verify_passwords;
+        opts.force = self.force;
+        opts
+    }
 }
 
 #[derive(Subcommand)]
@@ -196,17 +207,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Plan {
             spec: Some(spec),
-            state_dir,
+            run,
             detailed_exitcode,
             json,
-            verify_passwords,
-            force,
         } => {
             let s = load(&spec)?;
-            let mut opts = Options::new(state_dir);
-            opts.verify_passwords = verify_passwords;
-            opts.force = force;
-            let plan = reconcile::plan(&s, &opts).await;
+            let plan = reconcile::plan(&s, &run.options()).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -225,34 +231,62 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Apply {
             spec,
-            state_dir,
+            run,
             json,
-            verify_passwords,
-            force,
             concurrency,
         } => {
             let s = load(&spec)?;
-            let mut opts = Options::new(state_dir);
-            opts.verify_passwords = verify_passwords;
-            opts.force = force;
+            let mut opts = run.options();
             opts.concurrency = concurrency;
             let report = reconcile::apply(&s, &opts).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                for o in &report.objects {
-                    if let Some(e) = &o.error {
-                        eprintln!("✗ {} {} {}: {e}", o.target, o.kind, o.name);
-                    }
-                }
-                for b in &report.blocked {
-                    eprintln!("! {b}");
-                }
-                println!("{}", report.summary_line());
+                print_report(&report);
             }
-            Ok(if report.failed > 0 { 1 } else { 0 })
+            Ok(if report.has_failures() { 1 } else { 0 })
         }
     }
+}
+
+/// The failures of an apply, then its summary. A target that could not be used at all is one
+/// line (with how many of its objects waited), not one line per object.
+fn print_report(report: &Report) {
+    for t in &report.targets {
+        if t.state != TargetState::Applied {
+            let n = report
+                .objects
+                .iter()
+                .filter(|o| o.target == t.target)
+                .count();
+            eprintln!(
+                "✗ {}: {} ({n} objects not reconciled)",
+                t.target,
+                t.error.as_deref().unwrap_or("failed")
+            );
+        } else if let Some(e) = &t.error {
+            eprintln!("✗ {}: {e}", t.target);
+        }
+    }
+    let applied = |o: &ObjectReport| {
+        report
+            .target(o.target)
+            .is_some_and(|t| t.state == TargetState::Applied)
+    };
+    for o in report.objects.iter().filter(|o| applied(o)) {
+        if let Some(e) = &o.error {
+            eprintln!("✗ {} {} {}: {e}", o.target, o.kind, o.name);
+        }
+    }
+    for b in &report.blocked {
+        eprintln!("! {b}");
+    }
+    for t in &report.targets {
+        for n in &t.notes {
+            eprintln!("· {}: {n}", t.target);
+        }
+    }
+    println!("{}", report.summary_line());
 }
 
 /// `paasctl`'s `main`.
