@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use daemon_support::{PrivateBus, HANG_GUARD};
 use paas_doubles::lldap::{LldapConfig, LldapDouble};
+use paas_doubles::nextcloud::{NextcloudConfig, NextcloudDouble};
 
 const ADMIN_PW: &str = "double-admin-Secret-93f1";
 const ALICE_PW: &str = "alice-Secret-51aa";
+const NC_ADMIN_PW: &str = "nc-admin-Secret-7c2e";
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -34,6 +36,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         secret(&dir.path().join("admin"), ADMIN_PW);
         secret(&dir.path().join("alice"), ALICE_PW);
+        secret(&dir.path().join("nc-admin"), NC_ADMIN_PW);
         let s = Setup { dir, double };
         s.write_spec(&["bob"]);
         s
@@ -44,13 +47,18 @@ impl Setup {
     }
 
     fn write_spec(&self, extra: &[&str]) {
+        self.write_spec_with(extra, None)
+    }
+
+    /// The spec with alice, the `extra` users and, given its URL, a Nextcloud connection.
+    fn write_spec_with(&self, extra: &[&str], nextcloud: Option<&str>) {
         let mut users = serde_json::json!({
             "alice": { "email": "alice@example.com", "passwordFile": self.path("alice") },
         });
         for u in extra {
             users[*u] = serde_json::json!({ "email": format!("{u}@example.com") });
         }
-        let spec = serde_json::json!({
+        let mut spec = serde_json::json!({
             "version": 1,
             "lldap": {
                 "url": self.double.http_url(),
@@ -60,6 +68,13 @@ impl Setup {
             },
             "users": users,
         });
+        if let Some(url) = nextcloud {
+            spec["nextcloud"] = serde_json::json!({
+                "url": url,
+                "adminUser": "admin",
+                "adminPasswordFile": self.path("nc-admin"),
+            });
+        }
         let tmp = self.path("spec.json.tmp");
         std::fs::write(&tmp, spec.to_string()).unwrap();
         std::fs::rename(&tmp, self.path("spec.json")).unwrap();
@@ -329,4 +344,111 @@ async fn paasctl_status_reconcile_and_plan_ask_the_daemon() {
     signal(&child, libc::SIGTERM);
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     assert!(status.success());
+}
+
+/// The cells of `user`'s row in `paasctl status`, by target.
+fn row<'a>(table: &'a str, user: &str) -> Vec<&'a str> {
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(user))
+        .unwrap_or_else(|| panic!("no row for {user}: {table}"));
+    line.split_whitespace().skip(1).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nextcloud_that_is_down_shows_in_status_and_recovers_when_it_comes_up() {
+    let s = Setup::new().await;
+    // Nextcloud's port, bound but not listening: connections are refused, as when Nextcloud is
+    // down, and no other socket can take the port meanwhile (SO_REUSEADDR lets the double listen
+    // on it later).
+    let port = tokio::net::TcpSocket::new_v4().unwrap();
+    port.set_reuseaddr(true).unwrap();
+    port.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let nc_addr = port.local_addr().unwrap();
+    let nc_url = format!("http://{nc_addr}");
+    s.write_spec_with(&["bob"], Some(&nc_url));
+    let bus = PrivateBus::start("staff");
+    let addr = bus.address.clone();
+    let sock_path = s.path("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let child = s.spawn_paasd_with(&addr, Some((&sock_path, None)));
+    let reason = format!("waiting for nextcloud: cannot reach nextcloud at {nc_url}");
+
+    // The first run: LLDAP applied, Nextcloud waited for (the engine's readiness wait, up to
+    // ~7 s) and reported as waiting.
+    let seen = tokio::task::block_in_place(|| {
+        recv_until(&sock, "READY=1", |m| m.lines().any(|l| l == "READY=1"))
+    });
+    let status = status_of(seen.last().unwrap()).expect("READY=1 carries STATUS=");
+    assert!(
+        status.starts_with("0/2 users in sync · "),
+        "nobody is in sync in every target: {status}"
+    );
+    assert!(
+        status.contains(&format!("nextcloud: {reason}")),
+        "STATUS= names nextcloud and why: {status}"
+    );
+    assert!(s.double.user("alice").is_some() && s.double.user("bob").is_some());
+
+    let (code, out, err) = paasctl(&["status", "--bus", &addr]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("USER   lldap  nextcloud"), "{out}");
+    for user in ["alice", "bob"] {
+        let cells = row(&out, user);
+        assert_eq!(cells[0], "✓", "{user} in lldap: {out}");
+        assert!(
+            cells[1] == "…" || cells[1] == "✗",
+            "{user} in nextcloud is pending or failed: {out}"
+        );
+        assert!(
+            out.contains(&format!("{user} in nextcloud: {reason}")),
+            "{user}'s reason: {out}"
+        );
+    }
+    assert!(out.contains(&format!("  nextcloud: {reason}")), "{out}");
+    let (code, json, err) = paasctl(&["status", "--bus", &addr, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["targets"]["nextcloud"]["ok"], false, "{v:#}");
+    assert_eq!(v["targets"]["nextcloud"]["state"], "waiting", "{v:#}");
+    assert_eq!(v["targets"]["lldap"]["ok"], true, "{v:#}");
+
+    // Nextcloud comes up on its port; a reconcile provisions it.
+    let nc = NextcloudDouble::start(NextcloudConfig {
+        addr: nc_addr,
+        ..NextcloudConfig::new(NC_ADMIN_PW)
+    })
+    .await
+    .expect("the Nextcloud double starts on the reserved port");
+    let (code, out, err) = paasctl(&["reconcile", "--bus", &addr]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" 0 failed"), "{out}");
+    assert!(nc.user("alice").is_some() && nc.user("bob").is_some());
+    nc.assert_no_violations();
+
+    let (_, out, _) = paasctl(&["status", "--bus", &addr]);
+    for user in ["alice", "bob"] {
+        assert_eq!(row(&out, user)[..2], ["✓", "✓"], "{user}: {out}");
+    }
+    assert!(!out.contains("waiting for nextcloud"), "{out}");
+    let (_, json, _) = paasctl(&["status", "--bus", &addr, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["targets"]["nextcloud"]["ok"], true, "{v:#}");
+    // Notifications come in order: the one that says everyone is in sync follows the recovery.
+    let seen = tokio::task::block_in_place(|| {
+        recv_until(&sock, "of 2 users in sync", |m| {
+            status_of(m).is_some_and(|st| st.starts_with("2 users in sync"))
+        })
+    });
+    let status = status_of(seen.last().unwrap()).unwrap();
+    assert!(!status.contains("nextcloud"), "{status}");
+
+    signal(&child, libc::SIGTERM);
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains(NC_ADMIN_PW) && !log.contains(ALICE_PW),
+        "a secret in the log"
+    );
 }
