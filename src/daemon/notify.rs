@@ -52,10 +52,28 @@ impl Notifier {
     /// Half the watchdog interval systemd asked for (WATCHDOG_USEC, for this process), if any.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         let mut usec = 0u64;
-        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-            Some(Duration::from_micros(usec / 2))
+        if sd_notify::watchdog_enabled(false, &mut usec) {
+            ping_interval(usec)
         } else {
             None
         }
+    }
+}
+
+/// How often to send WATCHDOG=1 for a watchdog of `watchdog_usec`: at half of it (None: no
+/// watchdog).
+fn ping_interval(watchdog_usec: u64) -> Option<Duration> {
+    (watchdog_usec > 0).then(|| Duration::from_micros(watchdog_usec / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_is_pinged_at_half_its_interval() {
+        assert_eq!(ping_interval(400_000), Some(Duration::from_millis(200)));
+        assert_eq!(ping_interval(30_000_000), Some(Duration::from_secs(15)));
+        assert_eq!(ping_interval(0), None);
     }
 }

@@ -135,20 +135,28 @@ pub fn spawn(path: PathBuf, debounce: Duration) -> io::Result<mpsc::Receiver<()>
                     None => return,
                 }
             }
-            // Debounce: wait for `debounce` of quiet (bounded, so a storm cannot starve us).
+            // Debounce: wait for `debounce` of quiet after the last relevant event (bounded, so
+            // a storm cannot starve us). Events of other entries in the watched directories
+            // (/etc, /tmp, the store) do not restart the quiet time.
             let deadline = tokio::time::Instant::now() + debounce * 10;
+            let quiet = tokio::time::sleep(debounce);
+            tokio::pin!(quiet);
             loop {
-                let quiet = tokio::time::sleep(debounce);
                 tokio::select! {
                     ev = stream.next() => match ev {
-                        Some(Ok(ev)) => { if !is_relevant(&watched, &ev) { continue; } }
+                        Some(Ok(ev)) => {
+                            if !is_relevant(&watched, &ev) {
+                                continue;
+                            }
+                            quiet.as_mut().reset(tokio::time::Instant::now() + debounce);
+                        }
                         Some(Err(e)) => {
                             tracing::error!(error = %e, "reading inotify events failed; spec watching stops");
                             return;
                         }
                         None => return,
                     },
-                    _ = quiet => break,
+                    _ = &mut quiet => break,
                 }
                 if tokio::time::Instant::now() >= deadline {
                     break;

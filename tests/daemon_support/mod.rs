@@ -2,12 +2,13 @@
 //! shipped policy, and a scripted engine for the loop tests.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::{symlink, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use paasd::core::id::TargetId;
 use paasd::core::plan::{Change, ObjectKind, Op};
@@ -15,6 +16,8 @@ use paasd::core::spec::SpecProblem as Problem;
 use paasd::daemon::reconciler::{Expected, Reconciler};
 use paasd::engine::report::TargetState;
 use paasd::engine::{Options, Outcome, Plan, Report, TargetReport};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -161,7 +164,7 @@ impl Drop for PrivateBus {
     }
 }
 
-/// One apply the scripted engine saw.
+/// One apply the scripted engine saw. Times are tokio's (paused in the loop and D-Bus tests).
 #[derive(Debug, Clone)]
 pub struct SeenRun {
     pub generation: u64,
@@ -173,50 +176,89 @@ pub struct SeenRun {
 }
 
 /// An engine scripted by the spec itself: `{"users": {...}, "applyMs": 0, "fail": ["alice"],
-/// "invalid": "message"}`.
-#[derive(Default)]
+/// "invalid": "message"}`. `applyMs` is tokio time: one "object" every 10 ms.
 pub struct ScriptedEngine {
-    pub runs: Mutex<Vec<SeenRun>>,
+    runs: watch::Sender<Vec<SeenRun>>,
 }
 
 impl ScriptedEngine {
     pub fn new() -> Arc<ScriptedEngine> {
-        Arc::new(ScriptedEngine::default())
+        Arc::new(ScriptedEngine {
+            runs: watch::Sender::new(Vec::new()),
+        })
     }
 
     pub fn runs(&self) -> Vec<SeenRun> {
-        self.runs.lock().unwrap().clone()
+        self.runs.borrow().clone()
+    }
+
+    /// Wait until the runs satisfy `done`. `within` is tokio time: with a paused clock it bounds
+    /// what may happen first (e.g. "before a resync could come"), it is no wall-clock limit.
+    async fn wait(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl FnMut(&Vec<SeenRun>) -> bool,
+    ) -> Vec<SeenRun> {
+        let mut rx = self.runs.subscribe();
+        let seen = tokio::time::timeout(within, async {
+            rx.wait_for(done)
+                .await
+                .map(|runs| runs.clone())
+                .expect("the engine holds the sender")
+        })
+        .await;
+        seen.unwrap_or_else(|_| {
+            panic!(
+                "expected {what} within {within:?} of tokio time, saw {:#?}",
+                self.runs()
+            )
+        })
     }
 
     /// Wait until `n` applies have finished.
     pub async fn wait_finished(&self, n: usize, within: Duration) -> Vec<SeenRun> {
-        let deadline = Instant::now() + within;
-        loop {
-            let runs = self.runs();
-            if runs.iter().filter(|r| r.finished.is_some()).count() >= n {
-                return runs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} finished runs within {within:?}, saw {runs:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.wait(&format!("{n} finished runs"), within, |runs| {
+            runs.iter().filter(|r| r.finished.is_some()).count() >= n
+        })
+        .await
     }
 
+    /// Wait until `n` applies have started.
     pub async fn wait_started(&self, n: usize, within: Duration) -> Vec<SeenRun> {
-        let deadline = Instant::now() + within;
-        loop {
-            let runs = self.runs();
-            if runs.len() >= n {
-                return runs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} started runs within {within:?}, saw {runs:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        self.wait(&format!("{n} started runs"), within, |runs| runs.len() >= n)
+            .await
+    }
+}
+
+/// The longest a test may hold tokio's paused clock while it waits for real I/O: a hang guard,
+/// not an assertion about speed.
+pub const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// Run `f` with tokio's paused clock held still: while a blocking task runs, tokio does not
+/// auto-advance a paused clock (see `tokio::time::pause`). For waits on I/O that another process
+/// answers (the dbus-daemon, a child process): without the hold, the clock would jump to the next
+/// timer (the resync, a hang guard) whenever the runtime is idle before the answer is there.
+/// Timers still fire when the test calls `tokio::time::advance`.
+///
+/// Panics when `f` takes longer than [`HANG_GUARD`] of real time (a hang, not a slow machine).
+pub async fn held<F: Future>(what: &str, f: F) -> F::Output {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let guard = tokio::task::spawn_blocking(move || {
+        matches!(
+            released.recv_timeout(HANG_GUARD),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        )
+    });
+    tokio::pin!(guard);
+    tokio::select! {
+        biased;
+        out = f => {
+            drop(release);
+            let _ = guard.await;
+            out
         }
+        _ = &mut guard => panic!("hang guard: {what} did not finish within {HANG_GUARD:?} of real time"),
     }
 }
 
@@ -290,8 +332,8 @@ impl Reconciler for ScriptedEngine {
 
     async fn apply(&self, spec: serde_json::Value, opts: Options) -> Report {
         let users = users_of(&spec);
-        let idx = {
-            let mut runs = self.runs.lock().unwrap();
+        let mut idx = 0;
+        self.runs.send_modify(|runs| {
             runs.push(SeenRun {
                 generation: opts.generation,
                 users: users.clone(),
@@ -300,8 +342,8 @@ impl Reconciler for ScriptedEngine {
                 cancelled: false,
                 verify_passwords: opts.verify_passwords,
             });
-            runs.len() - 1
-        };
+            idx = runs.len() - 1;
+        });
         let ms = spec["applyMs"].as_u64().unwrap_or(0);
         let deadline = Instant::now() + Duration::from_millis(ms);
         let mut cancelled = false;
@@ -354,11 +396,10 @@ impl Reconciler for ScriptedEngine {
             passwords_written: 0,
             duration_ms: 0,
         });
-        {
-            let mut runs = self.runs.lock().unwrap();
+        self.runs.send_modify(|runs| {
             runs[idx].finished = Some(Instant::now());
             runs[idx].cancelled = cancelled;
-        }
+        });
         report
     }
 }
