@@ -37,7 +37,7 @@ use directory::Directory;
 use execute::Clients;
 use graphql::{GraphqlClient, LldapError};
 use ldap::LdapPasswords;
-use operations::{ObserveAnswer, OBSERVE_QUERY};
+use operations::{paasd_observe, PaasdObserve};
 use plan::{Action, LldapPlan, PlanInput};
 
 /// LLDAP, as a target of the engine.
@@ -148,10 +148,10 @@ impl<'a> Target for LldapTarget<'a> {
     /// Every user, group and attribute schema, with one GraphQL request.
     fn observe(&self) -> BoxFuture<'_, Result<Directory, LldapError>> {
         async move {
-            let answer: ObserveAnswer = self
+            let answer = self
                 .clients_or_err()?
                 .graphql
-                .call("PaasdObserve", OBSERVE_QUERY, serde_json::Map::new())
+                .call::<PaasdObserve>(paasd_observe::Variables)
                 .await?;
             Ok(Directory::from(answer))
         }
