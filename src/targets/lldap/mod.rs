@@ -5,6 +5,10 @@
 //! - execute: one GraphQL request per action, passwords over LDAP ([`execute`], [`graphql`],
 //!   [`ldap`]).
 //!
+//! The GraphQL documents are files in `graphql/`, typed at build time against paasd's own
+//! subset of LLDAP's schema (`schema.graphql`); [`operations`] says how the subset is checked
+//! against LLDAP's published schema.
+//!
 //! LLDAP is also the directory the services go by: it publishes the members of their access
 //! groups ([`crate::core::members`]).
 
