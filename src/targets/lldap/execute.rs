@@ -8,10 +8,12 @@ use super::graphql::{CallError, GraphqlClient, GraphqlErrorKind, LldapError};
 use super::ldap::LdapPasswords;
 use super::operations::*;
 use super::plan::{marker_is_pending, Action, GroupRef, UserUpdate};
+use crate::core::attributes::Attributes;
 use crate::core::id::TargetId;
 use crate::core::spec::MARKER_ATTRIBUTE;
 use crate::core::state::Effect;
 use crate::engine::target::ExecContext;
+use graphql_client::GraphQLQuery;
 
 /// GraphQL for everything but passwords, LDAP for passwords.
 pub struct Clients {
@@ -20,13 +22,8 @@ pub struct Clients {
 }
 
 /// A call whose answer paasd does not read.
-async fn call(
-    gql: &GraphqlClient,
-    op: &str,
-    query: &str,
-    vars: impl serde::Serialize,
-) -> Result<(), CallError> {
-    gql.call::<_, Ignored>(op, query, vars).await.map(|_| ())
+async fn call<Q: GraphQLQuery>(gql: &GraphqlClient, vars: Q::Variables) -> Result<(), CallError> {
+    gql.call::<Q>(vars).await.map(|_| ())
 }
 
 /// Tolerates `kind` when an earlier attempt of the same request failed transiently: the request
@@ -36,6 +33,27 @@ fn echo_of_lost_answer(r: Result<(), CallError>, kind: GraphqlErrorKind) -> Resu
     match r {
         Err(e) if e.after_transient && e.error.is(kind) => Ok(()),
         other => other.map_err(LldapError::from),
+    }
+}
+
+/// `None` for an empty list: an update leaves out what it does not change.
+fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
+}
+
+fn update_group_input(
+    id: i64,
+    display_name: Option<String>,
+    insert_attributes: &Attributes,
+    remove_attributes: &[String],
+) -> paasd_update_group::UpdateGroupInput {
+    paasd_update_group::UpdateGroupInput {
+        id,
+        display_name,
+        insert_attributes: non_empty(attribute_inputs(insert_attributes, |name, value| {
+            paasd_update_group::AttributeValueInput { name, value }
+        })),
+        remove_attributes: non_empty(remove_attributes.to_vec()),
     }
 }
 
@@ -63,26 +81,16 @@ impl Clients {
         let gql = &self.graphql;
         match action {
             Action::CreateUserAttribute { name } => {
-                let r = call(
-                    gql,
-                    "PaasdAddUserAttribute",
-                    ADD_USER_ATTRIBUTE,
-                    NameVars { name },
-                )
-                .await;
+                let vars = paasd_add_user_attribute::Variables { name: name.clone() };
+                let r = call::<PaasdAddUserAttribute>(gql, vars).await;
                 match r {
                     Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => Ok(Effect::Changed),
                     other => other.map(|_| Effect::Changed).map_err(LldapError::from),
                 }
             }
             Action::CreateGroupAttribute { name } => {
-                let r = call(
-                    gql,
-                    "PaasdAddGroupAttribute",
-                    ADD_GROUP_ATTRIBUTE,
-                    NameVars { name },
-                )
-                .await;
+                let vars = paasd_add_group_attribute::Variables { name: name.clone() };
+                let r = call::<PaasdAddGroupAttribute>(gql, vars).await;
                 match r {
                     Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => Ok(Effect::Changed),
                     other => other.map(|_| Effect::Changed).map_err(LldapError::from),
@@ -95,28 +103,14 @@ impl Clients {
             } => {
                 // createGroup + updateGroup (marker and attributes) works on every LLDAP 0.6
                 // release; a crash in between leaves an unmarked group that the next plan adopts.
-                let answer: CreateGroupAnswer = gql
-                    .call(
-                        "PaasdCreateGroup",
-                        CREATE_GROUP,
-                        NameVars { name: display_name },
-                    )
+                let answer = gql
+                    .call::<PaasdCreateGroup>(paasd_create_group::Variables {
+                        name: display_name.clone(),
+                    })
                     .await?;
                 let id = answer.create_group.id;
-                call(
-                    gql,
-                    "PaasdUpdateGroup",
-                    UPDATE_GROUP,
-                    GroupVars {
-                        group: UpdateGroupInput {
-                            id,
-                            display_name: None,
-                            insert_attributes: attribute_inputs(attributes),
-                            remove_attributes: &[],
-                        },
-                    },
-                )
-                .await?;
+                let group = update_group_input(id, None, attributes, &[]);
+                call::<PaasdUpdateGroup>(gql, paasd_update_group::Variables { group }).await?;
                 Ok(Effect::GroupCreated {
                     key: key.clone(),
                     id,
@@ -129,20 +123,13 @@ impl Clients {
                 insert_attributes,
                 remove_attributes,
             } => {
-                call(
-                    gql,
-                    "PaasdUpdateGroup",
-                    UPDATE_GROUP,
-                    GroupVars {
-                        group: UpdateGroupInput {
-                            id: *id,
-                            display_name: display_name.as_deref(),
-                            insert_attributes: attribute_inputs(insert_attributes),
-                            remove_attributes,
-                        },
-                    },
-                )
-                .await?;
+                let group = update_group_input(
+                    *id,
+                    display_name.clone(),
+                    insert_attributes,
+                    remove_attributes,
+                );
+                call::<PaasdUpdateGroup>(gql, paasd_update_group::Variables { group }).await?;
                 Ok(if insert_attributes.contains_key(MARKER_ATTRIBUTE) {
                     Effect::GroupAdopted {
                         key: key.clone(),
@@ -153,7 +140,8 @@ impl Clients {
                 })
             }
             Action::DeleteGroup { key, id } => {
-                let r = call(gql, "PaasdDeleteGroup", DELETE_GROUP, IdVars { id: *id }).await;
+                let r =
+                    call::<PaasdDeleteGroup>(gql, paasd_delete_group::Variables { id: *id }).await;
                 echo_of_lost_answer(r, GraphqlErrorKind::NotFound)?;
                 Ok(Effect::GroupDeleted { key: key.clone() })
             }
@@ -165,25 +153,25 @@ impl Clients {
                 last_name,
                 attributes,
             } => {
-                let user = CreateUserInput {
-                    id,
-                    email,
-                    display_name: display_name.as_deref(),
-                    first_name: first_name.as_deref(),
-                    last_name: last_name.as_deref(),
-                    attributes: attribute_inputs(attributes),
+                let user = paasd_create_user::CreateUserInput {
+                    id: id.clone(),
+                    email: email.clone(),
+                    display_name: display_name.clone(),
+                    first_name: first_name.clone(),
+                    last_name: last_name.clone(),
+                    attributes: attribute_inputs(attributes, |name, value| {
+                        paasd_create_user::AttributeValueInput { name, value }
+                    }),
                 };
-                match call(gql, "PaasdCreateUser", CREATE_USER, UserVars { user }).await {
+                match call::<PaasdCreateUser>(gql, paasd_create_user::Variables { user }).await {
                     Ok(()) => {}
                     // The user exists: created by an earlier attempt whose answer was lost
                     // (paasd creates users with its marker), or by someone else (not ours).
                     Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => {
-                        let answer: UserAnswer =
-                            gql.call("PaasdGetUser", GET_USER, IdVars { id }).await?;
-                        let marked = answer
-                            .user
-                            .is_some_and(|u| u.attributes().contains_key(MARKER_ATTRIBUTE));
-                        if !marked {
+                        let answer = gql
+                            .call::<PaasdGetUser>(paasd_get_user::Variables { id: id.clone() })
+                            .await?;
+                        if !user_attributes(answer).contains_key(MARKER_ATTRIBUTE) {
                             return Err(e.error);
                         }
                     }
@@ -204,16 +192,19 @@ impl Clients {
                     insert_attributes,
                     remove_attributes,
                 } = &**update;
-                let user = UpdateUserInput {
-                    id,
-                    email: email.as_deref(),
-                    display_name: display_name.as_deref(),
-                    first_name: first_name.as_deref(),
-                    last_name: last_name.as_deref(),
-                    insert_attributes: attribute_inputs(insert_attributes),
-                    remove_attributes,
+                let user = paasd_update_user::UpdateUserInput {
+                    id: id.clone(),
+                    email: email.clone(),
+                    display_name: display_name.clone(),
+                    first_name: first_name.clone(),
+                    last_name: last_name.clone(),
+                    insert_attributes: non_empty(attribute_inputs(
+                        insert_attributes,
+                        |name, value| paasd_update_user::AttributeValueInput { name, value },
+                    )),
+                    remove_attributes: non_empty(remove_attributes.clone()),
                 };
-                call(gql, "PaasdUpdateUser", UPDATE_USER, UserVars { user }).await?;
+                call::<PaasdUpdateUser>(gql, paasd_update_user::Variables { user }).await?;
                 Ok(if insert_attributes.contains_key(MARKER_ATTRIBUTE) {
                     Effect::UserAdopted { id: id.clone() }
                 } else {
@@ -221,25 +212,27 @@ impl Clients {
                 })
             }
             Action::AddToGroup { user, group } => {
-                let vars = MembershipVars {
-                    user,
+                let vars = paasd_add_user_to_group::Variables {
+                    user: user.clone(),
                     group: resolve(group, created)?,
                 };
-                let r = call(gql, "PaasdAddUserToGroup", ADD_TO_GROUP, vars).await;
+                let r = call::<PaasdAddUserToGroup>(gql, vars).await;
                 echo_of_lost_answer(r, GraphqlErrorKind::Duplicate)?;
                 Ok(Effect::Changed)
             }
             Action::RemoveFromGroup { user, group } => {
-                let vars = MembershipVars {
-                    user,
+                let vars = paasd_remove_user_from_group::Variables {
+                    user: user.clone(),
                     group: resolve(group, created)?,
                 };
-                let r = call(gql, "PaasdRemoveUserFromGroup", REMOVE_FROM_GROUP, vars).await;
+                let r = call::<PaasdRemoveUserFromGroup>(gql, vars).await;
                 echo_of_lost_answer(r, GraphqlErrorKind::NotFound)?;
                 Ok(Effect::Changed)
             }
             Action::DeleteUser { id } => {
-                let r = call(gql, "PaasdDeleteUser", DELETE_USER, IdVars { id }).await;
+                let r =
+                    call::<PaasdDeleteUser>(gql, paasd_delete_user::Variables { id: id.clone() })
+                        .await;
                 echo_of_lost_answer(r, GraphqlErrorKind::NotFound)?;
                 Ok(Effect::Deleted {
                     target: TargetId::Lldap,

@@ -2,6 +2,7 @@
 //! reused for every request and renewed when LLDAP answers 401 (expired or logged out). Requests
 //! go through the one HTTP layer ([`crate::http`]).
 
+use graphql_client::{GraphQLQuery, QueryBody};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -110,13 +111,32 @@ impl From<CallError> for LldapError {
     }
 }
 
-/// One GraphQL request.
+/// One GraphQL request, as LLDAP (juniper) reads it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Request<'a, V> {
+struct Request<'a> {
     query: &'a str,
-    variables: V,
+    variables: &'a RawValue,
     operation_name: &'a str,
+}
+
+/// The body of a request: `variables` is always an object (`{}` for an operation without
+/// variables, whose generated `Variables` is a unit struct that serialises as `null`).
+fn encode_request<V: Serialize>(
+    query: &str,
+    operation_name: &str,
+    variables: &V,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let variables = serde_json::value::to_raw_value(variables)?;
+    let variables = match variables.get() {
+        "null" => RawValue::from_string("{}".to_string())?,
+        _ => variables,
+    };
+    serde_json::to_vec(&Request {
+        query,
+        variables: &variables,
+        operation_name,
+    })
 }
 
 #[derive(Deserialize)]
@@ -228,22 +248,21 @@ impl GraphqlClient {
         Ok(t)
     }
 
-    /// Runs one GraphQL operation and deserialises the answer's `data` straight into `T` (no
-    /// `serde_json::Value` tree: the observe answer of 100k users is tens of MB of text).
-    /// Transient failures are retried with backoff; a 401 renews the token once; GraphQL
-    /// `errors` in an HTTP 200 answer are errors.
-    pub async fn call<V: Serialize, T: DeserializeOwned>(
+    /// Runs the GraphQL operation `Q` (its document, its operation name and `variables`, as
+    /// [`GraphQLQuery::build_query`] has them) and deserialises the answer's `data` straight into
+    /// its `ResponseData` (no `serde_json::Value` tree: the observe answer of 100k users is tens
+    /// of MB of text). Transient failures are retried with backoff; a 401 renews the token once;
+    /// GraphQL `errors` in an HTTP 200 answer are errors.
+    pub async fn call<Q: GraphQLQuery>(
         &self,
-        operation: &str,
-        query: &str,
-        variables: V,
-    ) -> Result<T, CallError> {
-        let body = serde_json::to_vec(&Request {
-            query,
+        variables: Q::Variables,
+    ) -> Result<Q::ResponseData, CallError> {
+        let QueryBody {
             variables,
+            query,
             operation_name: operation,
-        })
-        .map_err(|e| CallError {
+        } = Q::build_query(variables);
+        let body = encode_request(query, operation, &variables).map_err(|e| CallError {
             error: LldapError::Decode(format!("cannot encode {operation}: {e}")),
             after_transient: false,
         })?;
@@ -267,7 +286,7 @@ impl GraphqlClient {
                     },
                     |r| match r.status {
                         401 => Decoded::Fail(LldapError::Unauthorized(snippet(&r.body, None))),
-                        200 => match decode_answer::<T>(r.body.as_bytes()) {
+                        200 => match decode_answer::<Q::ResponseData>(r.body.as_bytes()) {
                             Ok(t) => Decoded::Ok(t),
                             Err(LldapError::Decode(m)) => Decoded::Unreadable(m),
                             Err(e) => Decoded::Fail(e),
@@ -345,6 +364,25 @@ pub fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Result<T, LldapError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_carries_the_document_its_name_and_an_object_of_variables() {
+        use crate::targets::lldap::operations::{paasd_delete_user, PaasdDeleteUser, PaasdObserve};
+        let q =
+            PaasdObserve::build_query(crate::targets::lldap::operations::paasd_observe::Variables);
+        let body = encode_request(q.query, q.operation_name, &q.variables).expect("encodes");
+        let sent: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(sent["operationName"], "PaasdObserve");
+        assert_eq!(sent["variables"], serde_json::json!({}), "not null");
+        assert!(sent["query"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("query PaasdObserve {")));
+        let q = PaasdDeleteUser::build_query(paasd_delete_user::Variables { id: "bob".into() });
+        let body = encode_request(q.query, q.operation_name, &q.variables).expect("encodes");
+        let sent: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(sent["variables"], serde_json::json!({ "id": "bob" }));
+        assert_eq!(sent.as_object().map(|o| o.len()), Some(3));
+    }
 
     #[test]
     fn graphql_errors_are_classified_once() {

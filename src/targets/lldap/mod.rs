@@ -5,6 +5,10 @@
 //! - execute: one GraphQL request per action, passwords over LDAP ([`execute`], [`graphql`],
 //!   [`ldap`]).
 //!
+//! The GraphQL documents are files in `graphql/`, typed at build time against paasd's own
+//! subset of LLDAP's schema (`schema.graphql`); [`operations`] says how the subset is checked
+//! against LLDAP's published schema.
+//!
 //! LLDAP is also the directory the services go by: it publishes the members of their access
 //! groups ([`crate::core::members`]).
 
@@ -37,7 +41,7 @@ use directory::Directory;
 use execute::Clients;
 use graphql::{GraphqlClient, LldapError};
 use ldap::LdapPasswords;
-use operations::{ObserveAnswer, OBSERVE_QUERY};
+use operations::{paasd_observe, PaasdObserve};
 use plan::{Action, LldapPlan, PlanInput};
 
 /// LLDAP, as a target of the engine.
@@ -148,10 +152,10 @@ impl<'a> Target for LldapTarget<'a> {
     /// Every user, group and attribute schema, with one GraphQL request.
     fn observe(&self) -> BoxFuture<'_, Result<Directory, LldapError>> {
         async move {
-            let answer: ObserveAnswer = self
+            let answer = self
                 .clients_or_err()?
                 .graphql
-                .call("PaasdObserve", OBSERVE_QUERY, serde_json::Map::new())
+                .call::<PaasdObserve>(paasd_observe::Variables)
                 .await?;
             Ok(Directory::from(answer))
         }
