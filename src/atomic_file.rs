@@ -120,7 +120,9 @@ mod tests {
         fs::write(&stale, b"half").expect("write");
         let other = d.path().join("generation.tmp.4194305");
         fs::write(&other, b"half").expect("write");
-        let live = d.path().join(format!("generation.tmp.{}", std::process::id()));
+        let live = d
+            .path()
+            .join(format!("generation.tmp.{}", std::process::id()));
         fs::write(&live, b"being written").expect("write");
         let unrelated = d.path().join("notes.tmp");
         fs::write(&unrelated, b"not a temp file of ours").expect("write");
