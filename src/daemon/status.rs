@@ -265,17 +265,10 @@ mod tests {
     const NC: TargetId = TargetId::Service(ServiceKind::Nextcloud);
 
     fn target(t: TargetId, state: TargetState, error: Option<&str>) -> TargetReport {
-        TargetReport {
-            target: t,
-            ok: state == TargetState::Applied && error.is_none(),
-            state,
-            error: error.map(Into::into),
-            notes: Vec::new(),
-            requests: 0,
-            ldap_binds: 0,
-            passwords_written: 0,
-            duration_ms: 0,
-        }
+        let mut r = TargetReport::new(t, state);
+        r.ok = state == TargetState::Applied && error.is_none();
+        r.error = error.map(Into::into);
+        r
     }
 
     fn report(

@@ -66,6 +66,23 @@ pub struct TargetReport {
     pub duration_ms: u64,
 }
 
+impl TargetReport {
+    /// A target's report before anything is counted.
+    pub fn new(target: TargetId, state: TargetState) -> Self {
+        TargetReport {
+            target,
+            ok: false,
+            state,
+            error: None,
+            notes: Vec::new(),
+            requests: 0,
+            ldap_binds: 0,
+            passwords_written: 0,
+            duration_ms: 0,
+        }
+    }
+}
+
 /// The result of one apply.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

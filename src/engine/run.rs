@@ -291,17 +291,7 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
     let id = t.id();
     let generation = run.opts.generation;
     let failed_before = run.report.failed;
-    let mut tr = TargetReport {
-        target: id,
-        ok: false,
-        state: TargetState::Applied,
-        error: None,
-        notes: Vec::new(),
-        requests: 0,
-        ldap_binds: 0,
-        passwords_written: 0,
-        duration_ms: 0,
-    };
+    let mut tr = TargetReport::new(id, TargetState::Applied);
     let p = match prepare(t, run).await {
         Ok(p) => p,
         Err(nr) => {
@@ -500,15 +490,7 @@ pub(crate) fn fail<T: Target>(t: &T, run: &mut Run, message: &str) {
             Some(message.to_string()),
         );
     }
-    run.report.targets.push(TargetReport {
-        target: id,
-        ok: false,
-        state: TargetState::Failed,
-        error: Some(message.to_string()),
-        notes: Vec::new(),
-        requests: 0,
-        ldap_binds: 0,
-        passwords_written: 0,
-        duration_ms: 0,
-    });
+    let mut tr = TargetReport::new(id, TargetState::Failed);
+    tr.error = Some(message.to_string());
+    run.report.targets.push(tr);
 }

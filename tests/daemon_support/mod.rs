@@ -385,17 +385,9 @@ impl Reconciler for ScriptedEngine {
             }
         }
         report.cancelled = cancelled;
-        report.targets.push(TargetReport {
-            target: TargetId::Lldap,
-            ok: report.failed == 0,
-            state: TargetState::Applied,
-            error: None,
-            notes: Vec::new(),
-            requests: 0,
-            ldap_binds: 0,
-            passwords_written: 0,
-            duration_ms: 0,
-        });
+        let mut lldap = TargetReport::new(TargetId::Lldap, TargetState::Applied);
+        lldap.ok = report.failed == 0;
+        report.targets.push(lldap);
         self.runs.send_modify(|runs| {
             runs[idx].finished = Some(Instant::now());
             runs[idx].cancelled = cancelled;

@@ -80,17 +80,15 @@ impl Clients {
     ) -> Result<Effect, LldapError> {
         let gql = &self.graphql;
         match action {
-            Action::CreateUserAttribute { name } => {
-                let vars = paasd_add_user_attribute::Variables { name: name.clone() };
-                let r = call::<PaasdAddUserAttribute>(gql, vars).await;
-                match r {
-                    Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => Ok(Effect::Changed),
-                    other => other.map(|_| Effect::Changed).map_err(LldapError::from),
-                }
-            }
-            Action::CreateGroupAttribute { name } => {
-                let vars = paasd_add_group_attribute::Variables { name: name.clone() };
-                let r = call::<PaasdAddGroupAttribute>(gql, vars).await;
+            Action::CreateUserAttribute { name } | Action::CreateGroupAttribute { name } => {
+                let r = if matches!(action, Action::CreateUserAttribute { .. }) {
+                    let vars = paasd_add_user_attribute::Variables { name: name.clone() };
+                    call::<PaasdAddUserAttribute>(gql, vars).await
+                } else {
+                    let vars = paasd_add_group_attribute::Variables { name: name.clone() };
+                    call::<PaasdAddGroupAttribute>(gql, vars).await
+                };
+                // An attribute that exists already (made by an earlier run) is what was wanted.
                 match r {
                     Err(e) if e.error.is(GraphqlErrorKind::Duplicate) => Ok(Effect::Changed),
                     other => other.map(|_| Effect::Changed).map_err(LldapError::from),
