@@ -245,17 +245,6 @@ pub fn flag(b: bool) -> String {
     if b { "true" } else { "false" }.to_string()
 }
 
-/// A JSON value as a field string: strings as they are, booleans as `true`/`false`, numbers as
-/// decimal.
-pub fn field_string(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Bool(b) => Some(flag(*b)),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// A JSON scalar of a type the service is loose about: GitLab documents `is_admin` as a string
 /// and sends a boolean, Mailcow sends counts and flags as numbers or numeric strings, Nextcloud a
 /// quota as bytes or as a size. Arrays and objects are not scalars; `Option<Scalar>` takes `null`.
