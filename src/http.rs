@@ -347,16 +347,6 @@ impl Http {
         })
     }
 
-    /// [`Http::send_json`] into a `serde_json::Value` (`null` when a non-2xx body is not JSON).
-    pub async fn send_value(
-        &self,
-        secret: Option<&Secret>,
-        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
-    ) -> Result<(Response, serde_json::Value, u32), HttpError> {
-        let j = self.send_json::<serde_json::Value>(secret, build).await?;
-        Ok((j.response, j.body.unwrap_or_default(), j.attempts))
-    }
-
     /// One attempt only (readiness probes: the caller's own wait paces them).
     pub async fn probe(
         &self,

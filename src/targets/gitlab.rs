@@ -16,20 +16,134 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
 
 use super::accounts::{
-    field_string, flag, refused, Account, AccountAction, DesiredAccount, Executed, Service,
-    ServiceError, ServiceUser,
+    flag, refused, Account, AccountAction, DesiredAccount, Executed, Scalar, Service, ServiceError,
+    ServiceUser, NO_BODY,
 };
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
-use crate::http::{Http, Response};
+use crate::http::{Http, Json, Response};
 use crate::secret::Secret;
 
 /// The custom attribute that marks paasd's accounts.
 pub const MARKER: &str = "paasd_managed";
 const PER_PAGE: usize = 100;
+
+/// A user as `GET /users` shows it to an admin (`APIEntitiesUserWithAdmin`; the document types
+/// the list as `UserBasic`, the server sends the admin entity), and the answer to creating one.
+/// Of its many fields, those paasd reads.
+#[derive(Debug, Default, Deserialize)]
+struct User {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    bot: Option<bool>,
+    /// Documented as a string, sent as a boolean.
+    #[serde(default)]
+    is_admin: Option<Scalar>,
+    #[serde(default)]
+    external: Option<bool>,
+    #[serde(default)]
+    can_create_group: Option<bool>,
+    #[serde(default)]
+    projects_limit: Option<i64>,
+}
+
+/// The managed attributes of a user as `POST /users` and `PUT /users/{id}` take them (in the
+/// order of the field names).
+#[derive(Debug, Default, PartialEq, Serialize)]
+struct Attributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    can_create_group: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    projects_limit: Option<u64>,
+}
+
+impl Attributes {
+    /// Sets a field as GitLab's API takes it; `false` for a field that is not managed or a value
+    /// it cannot take.
+    fn set(&mut self, field: &str, value: &str) -> bool {
+        let flag = match value {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        match field {
+            "name" => self.name = Some(value.to_string()),
+            "email" => self.email = Some(value.to_string()),
+            "admin" => self.admin = flag,
+            "external" => self.external = flag,
+            "can_create_group" => self.can_create_group = flag,
+            "projects_limit" => self.projects_limit = value.parse::<u64>().ok(),
+            _ => return false,
+        }
+        match field {
+            "admin" | "external" | "can_create_group" => flag.is_some(),
+            "projects_limit" => self.projects_limit.is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// `POST /users`.
+#[derive(Serialize)]
+struct NewUser<'a> {
+    username: &'a str,
+    name: &'a str,
+    email: &'a str,
+    skip_confirmation: bool,
+    /// The other managed fields (not `name`, `email`).
+    #[serde(flatten)]
+    attributes: Attributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    force_random_password: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extern_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+}
+
+/// `PUT /users/{id}`: managed fields.
+#[derive(Serialize)]
+struct EditUser {
+    #[serde(flatten)]
+    attributes: Attributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_reconfirmation: Option<bool>,
+}
+
+/// `PUT /users/{id}`: the password.
+#[derive(Serialize)]
+struct SetPassword<'a> {
+    password: &'a str,
+}
+
+/// `PUT /users/{id}/custom_attributes/{key}`.
+#[derive(Serialize)]
+struct CustomAttribute<'a> {
+    value: &'a str,
+}
 
 pub struct Gitlab {
     http: Http,
@@ -59,18 +173,19 @@ impl Gitlab {
         self
     }
 
-    async fn call(
+    /// One call; a 2xx answer must read as `T` (`IgnoredAny` where it does not matter).
+    async fn call<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&B>,
         secret: Option<&Secret>,
-    ) -> Result<(Response, Value, u32), ServiceError> {
+    ) -> Result<Json<T>, ServiceError> {
         let url = self.http.url(&format!("/api/v4{path}"));
-        let (resp, v, attempts) = self
+        let answer = self
             .http
-            .send_value(secret, |c| {
+            .send_json::<T>(secret, |c| {
                 let mut r = c
                     .request(method.clone(), &url)
                     .header("PRIVATE-TOKEN", self.token.expose())
@@ -81,16 +196,16 @@ impl Gitlab {
                 r
             })
             .await?;
-        if resp.status == 401 {
+        if answer.response.status == 401 {
             return Err(ServiceError::Refused(
                 "gitlab rejected the token (tokenFile: an admin's personal access token with the api scope)".into(),
             ));
         }
-        Ok((resp, v, attempts))
+        Ok(answer)
     }
 
     /// Every page of `GET /users` with `query`, following `X-Next-Page`.
-    async fn list(&self, extra: &[(&str, String)]) -> Result<Vec<Value>, ServiceError> {
+    async fn list(&self, extra: &[(&str, String)]) -> Result<Vec<User>, ServiceError> {
         let mut out = Vec::new();
         let mut page = 1u64;
         loop {
@@ -99,11 +214,17 @@ impl Gitlab {
                 ("page", page.to_string()),
             ];
             q.extend(extra.iter().cloned());
-            let (resp, v, _) = self.call(Method::GET, "/users", &q, None, None).await?;
+            let Json {
+                response: resp,
+                body,
+                ..
+            } = self
+                .call::<Vec<User>, _>(Method::GET, "/users", &q, NO_BODY, None)
+                .await?;
             if !resp.ok() {
                 return Err(refused(&self.http, "listing users", &resp, None));
             }
-            let items = v.as_array().cloned().unwrap_or_default();
+            let items = body.unwrap_or_default();
             let n = items.len();
             out.extend(items);
             match resp.header("x-next-page").map(str::trim) {
@@ -127,7 +248,7 @@ impl Gitlab {
             .list(&[(filter.as_str(), "true".to_string())])
             .await?
             .iter()
-            .filter_map(|u| u.get("id").and_then(Value::as_u64))
+            .filter_map(|u| u.id)
             .collect();
         Ok(users
             .iter()
@@ -135,19 +256,22 @@ impl Gitlab {
             .collect())
     }
 
-    async fn expect(
+    /// A call that must succeed (its answer is not read).
+    async fn expect<B: Serialize + Sync + ?Sized>(
         &self,
         what: &str,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         secret: Option<&Secret>,
-    ) -> Result<Value, ServiceError> {
-        let (resp, v, _) = self.call(method, path, &[], body, secret).await?;
-        if resp.ok() {
-            Ok(v)
+    ) -> Result<(), ServiceError> {
+        let answer = self
+            .call::<IgnoredAny, B>(method, path, &[], body, secret)
+            .await?;
+        if answer.response.ok() {
+            Ok(())
         } else {
-            Err(refused(&self.http, what, &resp, secret))
+            Err(refused(&self.http, what, &answer.response, secret))
         }
     }
 
@@ -156,11 +280,10 @@ impl Gitlab {
             &format!("marking user {id}"),
             Method::PUT,
             &format!("/users/{id}/custom_attributes/{MARKER}"),
-            Some(&json!({ "value": "true" })),
+            Some(&CustomAttribute { value: "true" }),
             None,
         )
         .await
-        .map(|_| ())
     }
 
     async fn create(
@@ -169,43 +292,41 @@ impl Gitlab {
         fields: &BTreeMap<String, String>,
         password: Option<&Secret>,
     ) -> Result<Executed, ServiceError> {
-        let mut body = Map::new();
-        body.insert("username".into(), json!(key));
-        body.insert(
-            "name".into(),
-            json!(fields.get("name").map(String::as_str).unwrap_or(key)),
-        );
         let Some(email) = fields.get("email").filter(|e| !e.is_empty()) else {
             return Err(ServiceError::Refused(format!(
                 "gitlab cannot create {key} without an e-mail address"
             )));
         };
-        body.insert("email".into(), json!(email));
-        body.insert("skip_confirmation".into(), json!(true));
+        // Fields GitLab cannot take are left out here (an update refuses them).
+        let mut attributes = Attributes::default();
         for (k, v) in fields {
-            if let Some(x) = attribute(k, v) {
-                if k != "name" && k != "email" {
-                    body.insert(k.clone(), x);
-                }
+            if k != "name" && k != "email" {
+                attributes.set(k, v);
             }
         }
-        match password {
-            Some(p) => body.insert("password".into(), json!(p.expose())),
-            None => body.insert("force_random_password".into(), json!(true)),
+        let body = NewUser {
+            username: key,
+            name: fields.get("name").map(String::as_str).unwrap_or(key),
+            email,
+            skip_confirmation: true,
+            attributes,
+            password: password.map(Secret::expose),
+            force_random_password: password.is_none().then_some(true),
+            extern_uid: self
+                .ldap
+                .as_ref()
+                .map(|(_, base_dn)| format!("uid={key},ou=people,{base_dn}")),
+            provider: self.ldap.as_ref().map(|(p, _)| p.as_str()),
         };
-        if let Some((provider, base_dn)) = &self.ldap {
-            body.insert(
-                "extern_uid".into(),
-                json!(format!("uid={key},ou=people,{base_dn}")),
-            );
-            body.insert("provider".into(), json!(provider));
-        }
-        let body = Value::Object(body);
-        let (resp, v, attempts) = self
-            .call(Method::POST, "/users", &[], Some(&body), password)
+        let Json {
+            response: resp,
+            body: user,
+            attempts,
+        } = self
+            .call::<User, _>(Method::POST, "/users", &[], Some(&body), password)
             .await?;
         let id = if resp.ok() {
-            v.get("id").and_then(Value::as_u64).ok_or_else(|| {
+            user.and_then(|u| u.id).ok_or_else(|| {
                 ServiceError::Refused(format!("gitlab created {key} but named no id"))
             })?
         } else if resp.status == 409 && attempts > 1 {
@@ -229,35 +350,36 @@ impl Gitlab {
     }
 
     async fn find_username(&self, username: &str) -> Result<Option<u64>, ServiceError> {
-        let (resp, v, _) = self
-            .call(
+        let Json {
+            response: resp,
+            body,
+            ..
+        } = self
+            .call::<Vec<User>, _>(
                 Method::GET,
                 "/users",
                 &[("username", username.to_string())],
-                None,
+                NO_BODY,
                 None,
             )
             .await?;
         if !resp.ok() {
             return Err(refused(&self.http, "looking up a user", &resp, None));
         }
-        Ok(v.as_array()
-            .and_then(|a| a.first())
-            .and_then(|u| u.get("id"))
-            .and_then(Value::as_u64))
+        Ok(body.unwrap_or_default().first().and_then(|u| u.id))
     }
 
     async fn post_state(&self, id: &str, verb: &str) -> Result<Response, ServiceError> {
-        let (resp, _, _) = self
-            .call(
+        let answer = self
+            .call::<IgnoredAny, _>(
                 Method::POST,
                 &format!("/users/{id}/{verb}"),
                 &[],
-                None,
+                NO_BODY,
                 None,
             )
             .await?;
-        Ok(resp)
+        Ok(answer.response)
     }
 
     async fn run(
@@ -294,21 +416,23 @@ impl Gitlab {
             AccountAction::Update {
                 remote_id, fields, ..
             } => {
-                let mut body = Map::new();
+                let mut attributes = Attributes::default();
                 for (k, v) in fields {
-                    let x = attribute(k, v).ok_or_else(|| {
-                        ServiceError::Refused(format!("gitlab: field {k} = {v:?} is not managed"))
-                    })?;
-                    body.insert(k.clone(), x);
+                    if !attributes.set(k, v) {
+                        return Err(ServiceError::Refused(format!(
+                            "gitlab: field {k} = {v:?} is not managed"
+                        )));
+                    }
                 }
-                if body.contains_key("email") {
-                    body.insert("skip_reconfirmation".into(), json!(true));
-                }
+                let body = EditUser {
+                    skip_reconfirmation: attributes.email.is_some().then_some(true),
+                    attributes,
+                };
                 self.expect(
                     &format!("updating user {remote_id}"),
                     Method::PUT,
                     &format!("/users/{remote_id}"),
-                    Some(&Value::Object(body)),
+                    Some(&body),
                     None,
                 )
                 .await?;
@@ -324,7 +448,9 @@ impl Gitlab {
                     &format!("setting the password of user {remote_id}"),
                     Method::PUT,
                     &format!("/users/{remote_id}"),
-                    Some(&json!({ "password": pw.expose() })),
+                    Some(&SetPassword {
+                        password: pw.expose(),
+                    }),
                     Some(pw),
                 )
                 .await?;
@@ -373,15 +499,16 @@ impl Gitlab {
                 done
             }
             AccountAction::Delete { remote_id, .. } => {
-                let (resp, _, _) = self
-                    .call(
+                let resp = self
+                    .call::<IgnoredAny, _>(
                         Method::DELETE,
                         &format!("/users/{remote_id}"),
                         &[],
-                        None,
+                        NO_BODY,
                         None,
                     )
-                    .await?;
+                    .await?
+                    .response;
                 // 204 (deletion runs in the background); 404: already gone.
                 if resp.ok() || resp.status == 404 {
                     done
@@ -411,7 +538,10 @@ impl Gitlab {
         // Readiness answers only clients on GitLab's monitoring allow-list (else 404): fall back
         // to the version endpoint, which also checks the token.
         if matches!(resp.status, 403 | 404) {
-            let (resp, _, _) = self.call(Method::GET, "/version", &[], None, None).await?;
+            let resp = self
+                .call::<IgnoredAny, _>(Method::GET, "/version", &[], NO_BODY, None)
+                .await?
+                .response;
             if resp.ok() {
                 return Ok(());
             }
@@ -427,46 +557,29 @@ impl Gitlab {
     }
 }
 
-/// A field as GitLab's API takes it.
-fn attribute(field: &str, value: &str) -> Option<Value> {
-    match field {
-        "name" | "email" => Some(json!(value)),
-        "admin" | "external" | "can_create_group" => match value {
-            "true" => Some(json!(true)),
-            "false" => Some(json!(false)),
-            _ => None,
-        },
-        "projects_limit" => value.parse::<u64>().ok().map(|n| json!(n)),
-        _ => None,
-    }
-}
-
 /// One user of `GET /users` (admin view), normalised; bots are not accounts of people.
-fn account_of(u: &Value, marked: &BTreeSet<u64>) -> Option<Account> {
-    let id = u.get("id").and_then(Value::as_u64)?;
-    let username = u.get("username").and_then(Value::as_str)?;
-    if u.get("bot").and_then(Value::as_bool) == Some(true) {
+fn account_of(u: &User, marked: &BTreeSet<u64>) -> Option<Account> {
+    let id = u.id?;
+    let username = u.username.as_deref()?;
+    if u.bot == Some(true) {
         return None;
     }
     let mut fields = BTreeMap::new();
-    for (field, key) in [
-        ("name", "name"),
-        ("email", "email"),
-        ("admin", "is_admin"),
-        ("external", "external"),
-        ("can_create_group", "can_create_group"),
-        ("projects_limit", "projects_limit"),
-    ] {
-        if let Some(v) = u.get(key).and_then(field_string) {
-            let v = if field == "email" {
-                v.trim().to_ascii_lowercase()
-            } else {
-                v
-            };
+    let mut put = |field: &str, v: Option<String>| {
+        if let Some(v) = v {
             fields.insert(field.to_string(), v);
         }
-    }
-    let state = u.get("state").and_then(Value::as_str).unwrap_or("active");
+    };
+    put("name", u.name.clone());
+    put(
+        "email",
+        u.email.as_deref().map(|e| e.trim().to_ascii_lowercase()),
+    );
+    put("admin", u.is_admin.as_ref().map(Scalar::to_string));
+    put("external", u.external.map(flag));
+    put("can_create_group", u.can_create_group.map(flag));
+    put("projects_limit", u.projects_limit.map(|n| n.to_string()));
+    let state = u.state.as_deref().unwrap_or("active");
     Some(Account {
         remote_id: id.to_string(),
         key: username.to_string(),
@@ -544,12 +657,17 @@ impl Service for Gitlab {
 mod tests {
     use super::*;
 
+    fn user(json: &str) -> User {
+        serde_json::from_str(json).expect("a user")
+    }
+
     #[test]
     fn admin_entities_become_accounts() {
-        let u = json!({
-            "id": 7, "username": "alice", "name": "Alice", "email": "Alice@X.Y", "state": "blocked",
-            "is_admin": true, "external": false, "can_create_group": true, "projects_limit": 100
-        });
+        let u = user(
+            r#"{"id": 7, "username": "alice", "name": "Alice", "email": "Alice@X.Y",
+                "state": "blocked", "is_admin": true, "external": false, "can_create_group": true,
+                "projects_limit": 100}"#,
+        );
         let a = account_of(&u, &BTreeSet::from([7])).expect("account");
         assert_eq!(a.remote_id, "7");
         assert_eq!(a.key, "alice");
@@ -558,10 +676,60 @@ mod tests {
         assert_eq!(a.fields["admin"], "true");
         assert_eq!(a.fields["projects_limit"], "100");
         assert!(account_of(
-            &json!({"id": 8, "username": "bot", "bot": true}),
+            &user(r#"{"id": 8, "username": "bot", "bot": true}"#),
             &BTreeSet::new()
         )
         .is_none());
+    }
+
+    #[test]
+    fn a_real_admin_list_with_unknown_fields_and_nulls() {
+        let users: Vec<User> = serde_json::from_str(
+            r#"[{"id": 1, "username": "root", "public_email": null, "name": "Administrator",
+                 "state": "active", "locked": false, "avatar_url": "https://secure.gravatar.com/x",
+                 "web_url": "https://git.example.org/root", "created_at": "2024-01-01T00:00:00.000Z",
+                 "bio": "", "location": "", "linkedin": "", "twitter": "", "discord": "",
+                 "website_url": "", "organization": "", "job_title": "", "pronouns": null,
+                 "bot": false, "work_information": null, "local_time": null,
+                 "last_sign_in_at": null, "confirmed_at": "2024-01-01T00:00:00.000Z",
+                 "last_activity_on": "2024-06-01", "email": "admin@example.org", "theme_id": 3,
+                 "color_scheme_id": 1, "projects_limit": 100000, "current_sign_in_at": null,
+                 "identities": [{"provider": "ldapmain", "extern_uid": "uid=root,ou=people,dc=x",
+                 "saml_provider_id": null}], "can_create_group": true, "can_create_project": true,
+                 "two_factor_enabled": false, "external": false, "private_profile": false,
+                 "commit_email": "admin@example.org", "shared_runners_minutes_limit": null,
+                 "extra_shared_runners_minutes_limit": null, "scim_identities": [],
+                 "is_admin": true, "note": null, "namespace_id": 1, "created_by": null,
+                 "email_reset_offered_at": null, "using_license_seat": false},
+                {"id": 2, "username": "ghost", "name": "Ghost User", "state": "deactivated",
+                 "email": null, "is_admin": "false", "external": null, "can_create_group": null,
+                 "projects_limit": null, "bot": null},
+                {"id": 3, "username": "project_1_bot", "state": "active", "bot": true},
+                {"id": 4, "name": "no username"}]"#,
+        )
+        .expect("a page of users");
+        let accounts: Vec<Account> = users
+            .iter()
+            .filter_map(|u| account_of(u, &BTreeSet::from([2])))
+            .collect();
+        assert_eq!(
+            accounts.len(),
+            2,
+            "the bot and the entry without a username are skipped"
+        );
+        let root = &accounts[0];
+        assert!(root.enabled && !root.marked);
+        assert_eq!(root.fields["admin"], "true");
+        assert_eq!(root.fields["projects_limit"], "100000");
+        assert_eq!(root.fields["email"], "admin@example.org");
+        let ghost = &accounts[1];
+        assert!(!ghost.enabled && ghost.marked);
+        assert_eq!(ghost.fields["admin"], "false", "a string is taken as it is");
+        assert_eq!(
+            ghost.fields.keys().collect::<Vec<_>>(),
+            ["admin", "name"],
+            "nulls are no values"
+        );
     }
 
     #[test]
@@ -592,8 +760,43 @@ mod tests {
         let d = g.desired(&u);
         assert_eq!(d.fields["projects_limit"], "5");
         assert_eq!(d.fields["can_create_group"], "false");
-        assert_eq!(attribute("projects_limit", "5"), Some(json!(5)));
-        assert_eq!(attribute("admin", "true"), Some(json!(true)));
-        assert_eq!(attribute("admin", "maybe"), None);
+    }
+
+    #[test]
+    fn request_bodies_as_gitlab_takes_them() {
+        let mut a = Attributes::default();
+        assert!(a.set("projects_limit", "5") && a.set("admin", "true"));
+        assert_eq!((a.projects_limit, a.admin), (Some(5), Some(true)));
+        assert!(!a.set("admin", "maybe") && a.admin.is_none());
+        assert!(!a.set("projects_limit", "-1"));
+        assert!(!a.set("bio", "x"));
+        let mut attributes = Attributes::default();
+        assert!(attributes.set("email", "a@x.y") && attributes.set("external", "false"));
+        let edit = EditUser {
+            skip_reconfirmation: attributes.email.is_some().then_some(true),
+            attributes,
+        };
+        assert_eq!(
+            serde_json::to_string(&edit).expect("json"),
+            r#"{"email":"a@x.y","external":false,"skip_reconfirmation":true}"#
+        );
+        let mut attributes = Attributes::default();
+        attributes.set("admin", "false");
+        attributes.set("projects_limit", "10");
+        let new = NewUser {
+            username: "alice",
+            name: "Alice",
+            email: "a@x.y",
+            skip_confirmation: true,
+            attributes,
+            password: None,
+            force_random_password: Some(true),
+            extern_uid: Some("uid=alice,ou=people,dc=x".into()),
+            provider: Some("ldapmain"),
+        };
+        assert_eq!(
+            serde_json::to_string(&new).expect("json"),
+            r#"{"username":"alice","name":"Alice","email":"a@x.y","skip_confirmation":true,"admin":false,"projects_limit":10,"force_random_password":true,"extern_uid":"uid=alice,ou=people,dc=x","provider":"ldapmain"}"#
+        );
     }
 }

@@ -15,18 +15,124 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
 
 use super::accounts::{
-    field_string, refused, Account, AccountAction, DesiredAccount, Executed, Service, ServiceError,
-    ServiceUser,
+    refused, Account, AccountAction, DesiredAccount, Executed, Scalar, Service, ServiceError,
+    ServiceUser, NO_BODY,
 };
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
-use crate::http::{seg, snippet, Http, Response};
+use crate::http::{seg, snippet, Http, Json};
 use crate::secret::Secret;
 
 const MIB: u64 = 1024 * 1024;
+
+/// One object, or a list of them: Mailcow answers a list to writes and to `all`, one object to
+/// a single mailbox, its errors and an empty result (`{}`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(t) => vec![t],
+        }
+    }
+}
+
+/// One entry of Mailcow's answer to a write, and its errors: `{"type": "success" | "danger" |
+/// "error", "log": […], "msg": …}` (HTTP 200 whatever the outcome).
+#[derive(Debug, Default, Deserialize)]
+struct Answer {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    msg: Option<Msg>,
+}
+
+/// `msg` of an answer: a string, or a list like `["object_exists", "u@d"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Msg {
+    One(Scalar),
+    Many(Vec<MsgPart>),
+    /// Anything else (the body says it).
+    Other(IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum MsgPart {
+    Scalar(Option<Scalar>),
+    Other(IgnoredAny),
+}
+
+/// A mailbox (`GET /api/v1/get/mailbox/…`): of its fields, those paasd reads; with the fields of
+/// an [`Answer`], since Mailcow answers a refusal in place of mailboxes.
+#[derive(Debug, Default, Deserialize)]
+struct Mailbox {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    /// Bytes.
+    #[serde(default)]
+    quota: Option<Scalar>,
+    /// `"1"`, `1`: active, `0`: not, `2`: no login (numbers or strings, by version).
+    #[serde(default)]
+    active: Option<Scalar>,
+    #[serde(default)]
+    active_int: Option<Scalar>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    msg: Option<Msg>,
+}
+
+/// `POST /api/v1/add/mailbox` (quota in MiB; flags as `"0"`/`"1"`, as Mailcow's own UI sends
+/// them).
+#[derive(Serialize)]
+struct AddMailbox<'a> {
+    local_part: &'a str,
+    domain: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a str>,
+    password: &'a str,
+    password2: &'a str,
+    active: &'a str,
+    force_pw_update: &'a str,
+}
+
+/// `POST /api/v1/edit/mailbox`: one mailbox.
+#[derive(Serialize)]
+struct EditMailbox<'a> {
+    items: [&'a str; 1],
+    attr: MailboxAttr<'a>,
+}
+
+/// What an edit changes.
+#[derive(Default, Serialize)]
+struct MailboxAttr<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password2: Option<&'a str>,
+}
 
 /// A refused write, with whether Mailcow said the object exists and how many attempts it took.
 struct WriteError {
@@ -60,17 +166,18 @@ impl Mailcow {
         self
     }
 
-    async fn call(
+    /// One call; a 2xx answer must read as `T` (`IgnoredAny` where it does not matter).
+    async fn call<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         secret: Option<&Secret>,
-    ) -> Result<(Response, Value, u32), ServiceError> {
+    ) -> Result<Json<T>, ServiceError> {
         let url = self.http.url(path);
-        let (resp, v, attempts) = self
+        let answer = self
             .http
-            .send_value(secret, |c| {
+            .send_json::<T>(secret, |c| {
                 let mut r = c
                     .request(method.clone(), &url)
                     .header("X-API-Key", self.key.expose())
@@ -81,22 +188,27 @@ impl Mailcow {
                 r
             })
             .await?;
+        let resp = &answer.response;
         if resp.status == 401 || resp.status == 403 {
+            let said = resp
+                .json::<Answer>()
+                .ok()
+                .and_then(|a| message_of(a.msg.as_ref()));
             return Err(ServiceError::Refused(format!(
                 "mailcow refused the API key (apiKeyFile; a read-write key, with paasd's address in its allow-list): {}",
-                message_of(&v).unwrap_or_else(|| snippet(&resp.body, secret))
+                said.unwrap_or_else(|| snippet(&resp.body, secret))
             )));
         }
-        Ok((resp, v, attempts))
+        Ok(answer)
     }
 
     /// A write: HTTP 200 whose entries all say `success` (anything else is a refusal, with
     /// Mailcow's message).
-    async fn write(
+    async fn write<B: Serialize + Sync + ?Sized>(
         &self,
         what: &str,
         path: &str,
-        body: &Value,
+        body: &B,
         secret: Option<&Secret>,
     ) -> Result<u32, WriteError> {
         let fail = |error, exists, attempts| WriteError {
@@ -104,8 +216,12 @@ impl Mailcow {
             exists,
             attempts,
         };
-        let (resp, v, attempts) = self
-            .call(Method::POST, path, Some(body), secret)
+        let Json {
+            response: resp,
+            body: answer,
+            attempts,
+        } = self
+            .call::<OneOrMany<Answer>, B>(Method::POST, path, Some(body), secret)
             .await
             .map_err(|e| fail(e, false, 1))?;
         if !resp.ok() {
@@ -115,10 +231,7 @@ impl Mailcow {
                 attempts,
             ));
         }
-        let entries: Vec<&Value> = match &v {
-            Value::Array(a) => a.iter().collect(),
-            other => vec![other],
-        };
+        let entries = answer.map(OneOrMany::into_vec).unwrap_or_default();
         if entries.is_empty() {
             return Err(fail(
                 ServiceError::Refused(format!("mailcow: {what}: empty answer")),
@@ -127,9 +240,9 @@ impl Mailcow {
             ));
         }
         for e in entries {
-            let kind = e.get("type").and_then(Value::as_str).unwrap_or("");
+            let kind = e.kind.as_deref().unwrap_or("");
             if kind != "success" {
-                let msg = message_of(e).unwrap_or_else(|| snippet(&e.to_string(), secret));
+                let msg = message_of(e.msg.as_ref()).unwrap_or_else(|| snippet(&resp.body, secret));
                 let msg = match secret {
                     Some(s) => msg.replace(s.expose(), "<redacted>"),
                     None => msg,
@@ -154,13 +267,16 @@ impl Mailcow {
         &self,
         what: &str,
         address: &str,
-        attr: Value,
+        attr: MailboxAttr<'_>,
         secret: Option<&Secret>,
     ) -> Result<(), ServiceError> {
         self.write(
             what,
             "/api/v1/edit/mailbox",
-            &json!({ "items": [address], "attr": attr }),
+            &EditMailbox {
+                items: [address],
+                attr,
+            },
             secret,
         )
         .await
@@ -186,24 +302,21 @@ impl Mailcow {
                 "mailcow needs a password strategy to create {address} (a mailbox cannot be created without a password; set passwordStrategy for mailcow or a password for the user)"
             )));
         };
-        let mut body = Map::new();
-        body.insert("local_part".into(), json!(local));
-        body.insert("domain".into(), json!(domain));
-        if let Some(n) = fields.get("name") {
-            body.insert("name".into(), json!(n));
-        }
-        if let Some(q) = fields.get("quota") {
-            body.insert("quota".into(), json!(q));
-        }
-        body.insert("password".into(), json!(pw.expose()));
-        body.insert("password2".into(), json!(pw.expose()));
-        body.insert("active".into(), json!(if enabled { "1" } else { "0" }));
-        body.insert("force_pw_update".into(), json!("0"));
+        let body = AddMailbox {
+            local_part: local,
+            domain,
+            name: fields.get("name").map(String::as_str),
+            quota: fields.get("quota").map(String::as_str),
+            password: pw.expose(),
+            password2: pw.expose(),
+            active: if enabled { "1" } else { "0" },
+            force_pw_update: "0",
+        };
         match self
             .write(
                 &format!("creating {address}"),
                 "/api/v1/add/mailbox",
-                &Value::Object(body),
+                &body,
                 Some(pw),
             )
             .await
@@ -234,12 +347,11 @@ impl Mailcow {
             AccountAction::Update {
                 remote_id, fields, ..
             } => {
-                let mut attr = Map::new();
+                let mut attr = MailboxAttr::default();
                 for (k, v) in fields {
                     match k.as_str() {
-                        "name" | "quota" => {
-                            attr.insert(k.clone(), json!(v));
-                        }
+                        "name" => attr.name = Some(v),
+                        "quota" => attr.quota = Some(v),
                         other => {
                             return Err(ServiceError::Refused(format!(
                                 "mailcow: field {other} is not managed"
@@ -247,13 +359,8 @@ impl Mailcow {
                         }
                     }
                 }
-                self.edit(
-                    &format!("updating {remote_id}"),
-                    remote_id,
-                    Value::Object(attr),
-                    None,
-                )
-                .await?;
+                self.edit(&format!("updating {remote_id}"), remote_id, attr, None)
+                    .await?;
                 done
             }
             AccountAction::Disable { remote_id, .. } | AccountAction::Enable { remote_id, .. } => {
@@ -264,7 +371,10 @@ impl Mailcow {
                         if on { "activating" } else { "deactivating" }
                     ),
                     remote_id,
-                    json!({ "active": if on { "1" } else { "0" } }),
+                    MailboxAttr {
+                        active: Some(if on { "1" } else { "0" }),
+                        ..MailboxAttr::default()
+                    },
                     None,
                 )
                 .await?;
@@ -279,7 +389,11 @@ impl Mailcow {
                 self.edit(
                     &format!("setting the password of {remote_id}"),
                     remote_id,
-                    json!({ "password": pw.expose(), "password2": pw.expose() }),
+                    MailboxAttr {
+                        password: Some(pw.expose()),
+                        password2: Some(pw.expose()),
+                        ..MailboxAttr::default()
+                    },
                     Some(pw),
                 )
                 .await?;
@@ -290,7 +404,7 @@ impl Mailcow {
                     .write(
                         &format!("deleting {remote_id}"),
                         "/api/v1/delete/mailbox",
-                        &json!([remote_id]),
+                        &[remote_id.as_str()],
                         None,
                     )
                     .await
@@ -298,7 +412,7 @@ impl Mailcow {
                     Ok(_) => done,
                     Err(WriteError { error: e, .. }) => {
                         // Already gone?
-                        if self.mailbox(remote_id).await?.is_none() {
+                        if !self.mailbox_exists(remote_id).await? {
                             done
                         } else {
                             Err(e)
@@ -314,12 +428,17 @@ impl Mailcow {
         }
     }
 
-    async fn mailbox(&self, address: &str) -> Result<Option<Value>, ServiceError> {
-        let (resp, v, _) = self
-            .call(
+    /// Whether the mailbox exists (Mailcow answers `{}` for one that does not).
+    async fn mailbox_exists(&self, address: &str) -> Result<bool, ServiceError> {
+        let Json {
+            response: resp,
+            body,
+            ..
+        } = self
+            .call::<OneOrMany<Mailbox>, _>(
                 Method::GET,
                 &format!("/api/v1/get/mailbox/{}", seg(address)),
-                None,
+                NO_BODY,
                 None,
             )
             .await?;
@@ -331,37 +450,49 @@ impl Mailcow {
                 None,
             ));
         }
-        Ok(v.get("username").is_some().then_some(v))
+        Ok(body
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.username.is_some()))
     }
 
     async fn observe_all(&self) -> Result<Vec<Account>, ServiceError> {
-        let (resp, v, _) = self
-            .call(
+        let Json {
+            response: resp,
+            body,
+            ..
+        } = self
+            .call::<OneOrMany<Mailbox>, _>(
                 Method::GET,
                 &format!("/api/v1/get/mailbox/all/{}", seg(&self.domain)),
-                None,
+                NO_BODY,
                 None,
             )
             .await?;
         if !resp.ok() {
             return Err(refused(&self.http, "listing mailboxes", &resp, None));
         }
-        if let Some(kind) = v.get("type").and_then(Value::as_str) {
-            if kind != "success" {
-                return Err(ServiceError::Refused(format!(
-                    "mailcow refused listing mailboxes: {kind}: {}",
-                    message_of(&v).unwrap_or_default()
-                )));
+        let items = match body {
+            Some(OneOrMany::Many(list)) => list,
+            // One object: a refusal, one mailbox, or none (`{}`).
+            Some(OneOrMany::One(m)) => {
+                if let Some(kind) = m.kind.as_deref().filter(|k| *k != "success") {
+                    return Err(ServiceError::Refused(format!(
+                        "mailcow refused listing mailboxes: {kind}: {}",
+                        message_of(m.msg.as_ref()).unwrap_or_default()
+                    )));
+                }
+                if m.username.is_some() {
+                    vec![m]
+                } else {
+                    Vec::new()
+                }
             }
-        }
-        // No mailbox: `{}` or `[]`.
-        let items: Vec<&Value> = match &v {
-            Value::Array(a) => a.iter().collect(),
-            Value::Object(o) if o.contains_key("username") => vec![&v],
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         Ok(items
-            .into_iter()
+            .iter()
             .filter_map(account_of)
             .filter(|a| {
                 a.key
@@ -372,9 +503,10 @@ impl Mailcow {
     }
 
     async fn check_health(&self) -> Result<(), ServiceError> {
-        let (resp, _, _) = self
-            .call(Method::GET, "/api/v1/get/status/version", None, None)
-            .await?;
+        let resp = self
+            .call::<IgnoredAny, _>(Method::GET, "/api/v1/get/status/version", NO_BODY, None)
+            .await?
+            .response;
         if resp.ok() {
             Ok(())
         } else {
@@ -386,17 +518,23 @@ impl Mailcow {
     }
 }
 
-/// `msg` of an answer entry: a string, or a list like `["object_exists", "u@d"]`.
-fn message_of(v: &Value) -> Option<String> {
-    match v.get("msg")? {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(a) => Some(
-            a.iter()
-                .map(|x| field_string(x).unwrap_or_else(|| x.to_string()))
+/// `msg` of an answer entry: a string, or a list like `["object_exists", "u@d"]` joined with
+/// spaces (`None`: no message, or one of another shape).
+fn message_of(msg: Option<&Msg>) -> Option<String> {
+    match msg? {
+        Msg::One(s) => Some(s.to_string()),
+        Msg::Many(parts) => Some(
+            parts
+                .iter()
+                .map(|p| match p {
+                    MsgPart::Scalar(Some(s)) => s.to_string(),
+                    MsgPart::Scalar(None) => "null".to_string(),
+                    MsgPart::Other(_) => "…".to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
-        other => Some(other.to_string()),
+        Msg::Other(_) => None,
     }
 }
 
@@ -405,31 +543,29 @@ pub fn quota_mib(bytes: u64) -> u64 {
     (bytes + MIB / 2) / MIB
 }
 
-fn number(v: &Value) -> Option<u64> {
+/// A count Mailcow sends as a number or a string of digits (negative: 0).
+fn number(v: &Scalar) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+        Scalar::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        Scalar::Text(s) => s.trim().parse().ok(),
+        Scalar::Bool(_) => None,
     }
 }
 
 /// One mailbox, normalised: key = address (lower case), enabled = `active` is 1.
-fn account_of(m: &Value) -> Option<Account> {
-    let address = m
-        .get("username")
-        .and_then(Value::as_str)?
-        .trim()
-        .to_ascii_lowercase();
+fn account_of(m: &Mailbox) -> Option<Account> {
+    let address = m.username.as_deref()?.trim().to_ascii_lowercase();
     let active = m
-        .get("active_int")
+        .active_int
+        .as_ref()
         .and_then(number)
-        .or_else(|| m.get("active").and_then(number))
+        .or_else(|| m.active.as_ref().and_then(number))
         .unwrap_or(1);
     let mut fields = BTreeMap::new();
-    if let Some(n) = m.get("name").and_then(Value::as_str) {
-        fields.insert("name".to_string(), n.to_string());
+    if let Some(n) = &m.name {
+        fields.insert("name".to_string(), n.clone());
     }
-    if let Some(q) = m.get("quota").and_then(number) {
+    if let Some(q) = m.quota.as_ref().and_then(number) {
         fields.insert("quota".to_string(), quota_mib(q).to_string());
     }
     Some(Account {
@@ -488,24 +624,81 @@ impl Service for Mailcow {
 mod tests {
     use super::*;
 
+    fn mailbox(json: &str) -> Mailbox {
+        serde_json::from_str(json).expect("a mailbox")
+    }
+
     #[test]
     fn mailboxes_become_accounts() {
-        let m = json!({"username": "Alice@Example.org", "active": "0", "active_int": 0, "name": "Alice", "quota": 3_221_225_472u64});
+        let m = mailbox(
+            r#"{"username": "Alice@Example.org", "active": "0", "active_int": 0,
+                "name": "Alice", "quota": 3221225472}"#,
+        );
         let a = account_of(&m).expect("account");
         assert_eq!(a.key, "alice@example.org");
         assert_eq!(a.remote_id, "alice@example.org");
         assert!(!a.enabled);
         assert_eq!(a.fields["quota"], "3072");
-        let b = account_of(&json!({"username": "b@e.org", "active": 1, "quota": "0"}))
-            .expect("account");
+        let b = account_of(&mailbox(
+            r#"{"username": "b@e.org", "active": 1, "quota": "0"}"#,
+        ))
+        .expect("account");
         assert!(b.enabled);
         assert_eq!(b.fields["quota"], "0");
         // "Disallow login" (2) is not enabled.
         assert!(
-            !account_of(&json!({"username": "c@e.org", "active": 2}))
+            !account_of(&mailbox(r#"{"username": "c@e.org", "active": 2}"#))
                 .expect("a")
                 .enabled
         );
+    }
+
+    #[test]
+    fn a_real_mailbox_list_with_unknown_fields_and_nulls() {
+        let list: OneOrMany<Mailbox> = serde_json::from_str(
+            r#"[{"active": 1, "active_int": 1, "attributes": {"force_pw_update": "0",
+                  "force_tfa": "0", "sogo_access": "1", "imap_access": "1", "pop3_access": "1",
+                  "smtp_access": "1", "sieve_access": "1", "relayhost": "0",
+                  "passwd_update": "2024-06-01 10:00:00", "mailbox_format": "maildir:",
+                  "quarantine_notification": "hourly", "quarantine_category": "reject",
+                  "recovery_email": ""}, "custom_attributes": {}, "domain": "example.org",
+                  "domain_active": 1, "is_relayed": 0, "last_imap_login": 0,
+                  "last_pop3_login": 0, "last_smtp_login": 0, "local_part": "alice",
+                  "max_new_quota": 10737418240, "messages": 12, "name": "Alice", "percent_class":
+                  "success", "percent_in_use": 1, "pushover_active": 0, "quota": 3221225472,
+                  "quota_used": 1048576, "rl": false, "rl_scope": "domain", "spam_aliases": 0,
+                  "tags": [], "username": "alice@example.org", "authsource": "mailcow",
+                  "created": "2024-06-01 10:00:00", "modified": null},
+                 {"username": "bob@example.org", "active": "0", "name": null, "quota": "0",
+                  "active_int": null},
+                 {"username": null, "active": 1}]"#,
+        )
+        .expect("a list");
+        let accounts: Vec<Account> = list.into_vec().iter().filter_map(account_of).collect();
+        assert_eq!(accounts.len(), 2, "an entry without an address is skipped");
+        assert!(accounts[0].enabled);
+        assert_eq!(accounts[0].fields["quota"], "3072");
+        assert_eq!(accounts[0].fields["name"], "Alice");
+        assert!(!accounts[1].enabled, "active_int null: active says");
+        assert!(!accounts[1].fields.contains_key("name"));
+        // No mailbox at all: `{}`; a refusal in place of mailboxes.
+        let none: OneOrMany<Mailbox> = serde_json::from_str("{}").expect("{}");
+        assert!(matches!(
+            none,
+            OneOrMany::One(Mailbox { username: None, .. })
+        ));
+        let refusal: OneOrMany<Mailbox> =
+            serde_json::from_str(r#"{"type": "error", "msg": "route not found"}"#).expect("error");
+        match refusal {
+            OneOrMany::One(m) => {
+                assert_eq!(m.kind.as_deref(), Some("error"));
+                assert_eq!(
+                    message_of(m.msg.as_ref()).as_deref(),
+                    Some("route not found")
+                );
+            }
+            OneOrMany::Many(_) => panic!("one object"),
+        }
     }
 
     #[test]
@@ -515,13 +708,66 @@ mod tests {
         assert_eq!(quota_mib(MIB / 2 + 1), 1);
     }
 
+    fn answer(json: &str) -> Vec<Answer> {
+        serde_json::from_str::<OneOrMany<Answer>>(json)
+            .expect("an answer")
+            .into_vec()
+    }
+
     #[test]
     fn danger_messages() {
+        let a = answer(
+            r#"[{"type": "danger", "log": ["mailbox", "add", "mailbox", {"local_part": "a",
+                "password": "*"}, null], "msg": ["object_exists", "a@b.c"]}]"#,
+        );
+        assert_eq!(a[0].kind.as_deref(), Some("danger"));
         assert_eq!(
-            message_of(&json!({"type": "danger", "msg": ["object_exists", "a@b.c"]})).as_deref(),
+            message_of(a[0].msg.as_ref()).as_deref(),
             Some("object_exists a@b.c")
         );
-        assert_eq!(message_of(&json!({"msg": "x"})).as_deref(), Some("x"));
+        let a = answer(r#"{"msg": "x"}"#);
+        assert_eq!(message_of(a[0].msg.as_ref()).as_deref(), Some("x"));
+        assert!(a[0].kind.is_none());
+        // Numbers, nulls and nesting in a list; a message of another shape is none.
+        let a =
+            answer(r#"[{"type": "danger", "msg": ["mailbox_quota_exceeds", 10240, null, [1]]}]"#);
+        assert_eq!(
+            message_of(a[0].msg.as_ref()).as_deref(),
+            Some("mailbox_quota_exceeds 10240 null …")
+        );
+        let a = answer(r#"[{"type": "danger", "msg": {"x": 1}}, {"type": "success"}]"#);
+        assert_eq!(message_of(a[0].msg.as_ref()), None);
+        assert_eq!(a[1].kind.as_deref(), Some("success"));
+        assert!(answer("[]").is_empty());
+    }
+
+    #[test]
+    fn request_bodies() {
+        let edit = EditMailbox {
+            items: ["a@b.c"],
+            attr: MailboxAttr {
+                active: Some("0"),
+                ..MailboxAttr::default()
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&edit).expect("json"),
+            r#"{"items":["a@b.c"],"attr":{"active":"0"}}"#
+        );
+        let add = AddMailbox {
+            local_part: "a",
+            domain: "b.c",
+            name: None,
+            quota: Some("2048"),
+            password: "pw",
+            password2: "pw",
+            active: "1",
+            force_pw_update: "0",
+        };
+        assert_eq!(
+            serde_json::to_string(&add).expect("json"),
+            r#"{"local_part":"a","domain":"b.c","quota":"2048","password":"pw","password2":"pw","active":"1","force_pw_update":"0"}"#
+        );
     }
 
     #[test]

@@ -16,14 +16,16 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
 
 use super::accounts::{
-    Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser,
+    Account, AccountAction, DesiredAccount, Executed, Scalar, Service, ServiceError, ServiceUser,
+    NO_BODY,
 };
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
-use crate::http::{seg, snippet, Http};
+use crate::http::{seg, snippet, Decoded, Http, Response};
 use crate::secret::Secret;
 
 const OCS: &str = "/ocs/v2.php";
@@ -39,19 +41,173 @@ pub struct Nextcloud {
     managed: BTreeSet<String>,
 }
 
-/// One OCS answer.
+/// The OCS envelope of every answer: `{"ocs": {"meta": {…}, "data": …}}`.
+#[derive(Debug, Deserialize)]
+struct Ocs<T> {
+    ocs: OcsBody<T>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OcsBody<T> {
+    meta: OcsMeta,
+    /// Absent or `null` in some failures; failures usually say `[]` (PHP's empty array), which
+    /// the data types here read as their defaults.
+    #[serde(default = "Option::default")]
+    data: Option<T>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OcsMeta {
+    #[serde(default)]
+    statuscode: u64,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `data` of `POST /cloud/users`.
+#[derive(Debug, Default, Deserialize)]
+struct Created {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// `data` of `GET /cloud/users/details`.
+#[derive(Debug, Default, Deserialize)]
+struct UsersDetails {
+    #[serde(default)]
+    users: DetailsMap,
+}
+
+/// `users` of `cloud/users/details`, in the server's order: an object uid → details, but PHP
+/// renders an empty map as `[]` and a map of numeric ids may become a list (whose entries
+/// name their `id`; entries without one are skipped). `null` is no users.
+#[derive(Debug, Default)]
+struct DetailsMap(Vec<(String, UserDetails)>);
+
+impl<'de> Deserialize<'de> for DetailsMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DetailsMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of user ids to details, or a list of details")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<DetailsMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((uid, d)) = m.next_entry::<String, UserDetails>()? {
+                    out.push((uid, d));
+                }
+                Ok(DetailsMap(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<DetailsMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some(d) = s.next_element::<UserDetails>()? {
+                    if let Some(id) = d.id.clone() {
+                        out.push((id, d));
+                    }
+                }
+                Ok(DetailsMap(out))
+            }
+            fn visit_unit<E>(self) -> Result<DetailsMap, E> {
+                Ok(DetailsMap::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One user's details (`UserDetails`, or only `{id}` for a user Nextcloud could not load). Of
+/// the many fields, the managed ones.
+#[derive(Debug, Default, Deserialize)]
+struct UserDetails {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    displayname: Option<String>,
+    #[serde(default, rename = "display-name")]
+    display_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    quota: Option<QuotaInfo>,
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+/// `quota` of the details: `{quota, used, free, total, relative}`, only `{quota, used}` for users
+/// whose storage is not set up yet.
+#[derive(Debug, Default, Deserialize)]
+struct QuotaInfo {
+    #[serde(default)]
+    quota: Option<Scalar>,
+}
+
+/// `status.php` (not an OCS call).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    #[serde(default)]
+    installed: Option<bool>,
+    #[serde(default)]
+    maintenance: Option<bool>,
+    #[serde(default)]
+    needs_db_upgrade: Option<bool>,
+}
+
+/// `POST /cloud/groups` and `POST /cloud/users/{userId}/groups`.
+#[derive(Serialize)]
+struct GroupId<'a> {
+    groupid: &'a str,
+}
+
+/// `POST /cloud/users`.
+#[derive(Serialize)]
+struct NewUser<'a> {
+    userid: &'a str,
+    #[serde(rename = "displayName", skip_serializing_if = "Option::is_none")]
+    display_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+}
+
+/// `PUT /cloud/users/{userId}`: one field.
+#[derive(Serialize)]
+struct EditUser<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+/// One OCS answer: the envelope's code and message, and `data` as `T` when it reads as `T`.
 #[derive(Debug)]
-struct Ocs {
-    status: u16,
+struct Reply<T> {
+    response: Response,
     code: u64,
     message: String,
-    data: Value,
+    data: Option<T>,
     attempts: u32,
 }
 
-impl Ocs {
+impl<T> Reply<T> {
     fn ok(&self) -> bool {
-        self.code == 100 || self.code == 200
+        ok_code(self.code)
+    }
+
+    fn status(&self) -> u16 {
+        self.response.status
     }
 }
 
@@ -83,55 +239,55 @@ impl Nextcloud {
         self
     }
 
-    async fn ocs(
+    /// One OCS call; `data` is read as `T` (`IgnoredAny` where it does not matter).
+    async fn ocs<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&B>,
         secret: Option<&Secret>,
-    ) -> Result<Ocs, ServiceError> {
+    ) -> Result<Reply<T>, ServiceError> {
         let url = self.http.url(&format!("{OCS}{path}"));
-        let (resp, v, attempts) = self
+        let sent = self
             .http
-            .send_value(secret, |c| {
-                let mut r = c
-                    .request(method.clone(), &url)
-                    .basic_auth(&self.user, Some(self.password.expose()))
-                    .header("OCS-APIRequest", "true")
-                    .header("Accept", "application/json")
-                    .query(query);
-                if let Some(b) = body {
-                    r = r.json(b);
-                }
-                r
-            })
+            .send_decoded(
+                secret,
+                |c| {
+                    let mut r = c
+                        .request(method.clone(), &url)
+                        .basic_auth(&self.user, Some(self.password.expose()))
+                        .header("OCS-APIRequest", "true")
+                        .header("Accept", "application/json")
+                        .query(query);
+                    if let Some(b) = body {
+                        r = r.json(b);
+                    }
+                    r
+                },
+                read_ocs::<T>,
+            )
             .await?;
-        let Some(meta) = v.pointer("/ocs/meta") else {
-            return Err(if resp.status == 401 || resp.status == 403 {
-                self.login_refused(&snippet(&resp.body, secret))
+        let (response, envelope) = sent.answer;
+        let Some((meta, data)) = envelope else {
+            return Err(if response.status == 401 || response.status == 403 {
+                self.login_refused(&snippet(&response.body, secret))
             } else {
                 ServiceError::Refused(format!(
                     "nextcloud: {method} {path}: not an OCS answer (HTTP {}): {}",
-                    resp.status,
-                    resp.describe(secret)
+                    response.status,
+                    response.describe(secret)
                 ))
             });
         };
-        let code = meta.get("statuscode").and_then(Value::as_u64).unwrap_or(0);
-        let message = meta
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let o = Ocs {
-            status: resp.status,
-            code,
-            message: snippet(&message, secret),
-            data: v.pointer("/ocs/data").cloned().unwrap_or(Value::Null),
-            attempts,
+        let o = Reply {
+            code: meta.statuscode,
+            message: snippet(meta.message.as_deref().unwrap_or(""), secret),
+            data,
+            attempts: sent.attempts,
+            response,
         };
-        if o.status == 401 || o.code == 997 {
+        if o.status() == 401 || o.code == 997 {
             return Err(self.login_refused(&o.message));
         }
         Ok(o)
@@ -149,11 +305,11 @@ impl Nextcloud {
         ))
     }
 
-    fn fail(what: &str, o: &Ocs) -> ServiceError {
+    fn fail<T>(what: &str, o: &Reply<T>) -> ServiceError {
         ServiceError::Refused(format!(
             "nextcloud refused {what}: OCS {} (HTTP {}){}",
             o.code,
-            o.status,
+            o.status(),
             if o.message.is_empty() {
                 String::new()
             } else {
@@ -162,15 +318,17 @@ impl Nextcloud {
         ))
     }
 
-    async fn expect_ok(
+    async fn expect_ok<B: Serialize + Sync + ?Sized>(
         &self,
         what: &str,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<(), ServiceError> {
-        let o = self.ocs(method, path, query, body, None).await?;
+        let o = self
+            .ocs::<IgnoredAny, B>(method, path, query, body, None)
+            .await?;
         if o.ok() {
             Ok(())
         } else {
@@ -181,11 +339,11 @@ impl Nextcloud {
     /// Creates a group; an existing one is fine.
     async fn ensure_group(&self, group: &str) -> Result<(), ServiceError> {
         let o = self
-            .ocs(
+            .ocs::<IgnoredAny, _>(
                 Method::POST,
                 "/cloud/groups",
                 &[],
-                Some(&json!({ "groupid": group })),
+                Some(&GroupId { groupid: group }),
                 None,
             )
             .await?;
@@ -205,29 +363,18 @@ impl Nextcloud {
         let mut offset = 0usize;
         loop {
             let o = self
-                .ocs(
+                .ocs::<UsersDetails, _>(
                     Method::GET,
                     "/cloud/users/details",
                     &[("limit", PAGE.to_string()), ("offset", offset.to_string())],
-                    None,
+                    NO_BODY,
                     None,
                 )
                 .await?;
             if !o.ok() {
                 return Err(Self::fail("listing users", &o));
             }
-            // PHP renders an empty map as `[]`, and a map of numeric ids may become a list.
-            let entries: Vec<(String, Value)> = match o.data.get("users") {
-                Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|v| {
-                        let id = v.get("id").and_then(Value::as_str)?;
-                        Some((id.to_string(), v.clone()))
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let entries = o.data.unwrap_or_default().users.0;
             let n = entries.len();
             for (uid, d) in entries {
                 if seen.insert(uid.clone()) {
@@ -250,37 +397,27 @@ impl Nextcloud {
         groups: &BTreeSet<String>,
         password: Option<&Secret>,
     ) -> Result<Executed, ServiceError> {
-        let mut body = Map::new();
-        body.insert("userid".into(), json!(key));
-        if let Some(d) = fields.get("displayname") {
-            body.insert("displayName".into(), json!(d));
+        let email = fields
+            .get("email")
+            .map(String::as_str)
+            .filter(|e| !e.is_empty());
+        if password.is_none() && email.is_none() {
+            return Err(ServiceError::Refused(format!(
+                "nextcloud cannot create {key}: it needs a password (set a password strategy) or an e-mail address for the welcome mail"
+            )));
         }
-        let email = fields.get("email").filter(|e| !e.is_empty());
-        if let Some(e) = email {
-            body.insert("email".into(), json!(e));
-        }
-        if let Some(q) = fields.get("quota") {
-            body.insert("quota".into(), json!(q));
-        }
-        if !groups.is_empty() {
-            body.insert("groups".into(), json!(groups.iter().collect::<Vec<_>>()));
-        }
-        match password {
-            Some(p) => {
-                body.insert("password".into(), json!(p.expose()));
-            }
-            None if email.is_none() => {
-                return Err(ServiceError::Refused(format!(
-                    "nextcloud cannot create {key}: it needs a password (set a password strategy) or an e-mail address for the welcome mail"
-                )))
-            }
-            None => {}
-        }
-        let body = Value::Object(body);
+        let body = NewUser {
+            userid: key,
+            display_name: fields.get("displayname").map(String::as_str),
+            email,
+            quota: fields.get("quota").map(String::as_str),
+            groups: groups.iter().map(String::as_str).collect(),
+            password: password.map(Secret::expose),
+        };
         let mut created_groups = false;
         let o = loop {
             let o = self
-                .ocs(Method::POST, "/cloud/users", &[], Some(&body), password)
+                .ocs::<Created, _>(Method::POST, "/cloud/users", &[], Some(&body), password)
                 .await?;
             // 104: a group does not exist — create the groups and try once more.
             if o.code == 104 && !created_groups {
@@ -293,11 +430,7 @@ impl Nextcloud {
             break o;
         };
         let id = if o.ok() {
-            o.data
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or(key)
-                .to_string()
+            o.data.and_then(|d| d.id).unwrap_or_else(|| key.to_string())
         } else if o.code == 102 && o.attempts > 1 {
             // An earlier attempt created it before its answer was lost.
             key.to_string()
@@ -318,7 +451,7 @@ impl Nextcloud {
                 Method::PUT,
                 &format!("/cloud/users/{}/disable", seg(&id)),
                 &[],
-                None,
+                NO_BODY,
             )
             .await?;
         }
@@ -362,7 +495,7 @@ impl Nextcloud {
                         Method::PUT,
                         &format!("/cloud/users/{}", seg(remote_id)),
                         &[],
-                        Some(&json!({ "key": key, "value": v })),
+                        Some(&EditUser { key, value: v }),
                     )
                     .await?;
                 }
@@ -372,9 +505,9 @@ impl Nextcloud {
                 remote_id, group, ..
             } => {
                 let path = format!("/cloud/users/{}/groups", seg(remote_id));
-                let body = json!({ "groupid": group });
+                let body = GroupId { groupid: group };
                 let mut o = self
-                    .ocs(Method::POST, &path, &[], Some(&body), None)
+                    .ocs::<IgnoredAny, _>(Method::POST, &path, &[], Some(&body), None)
                     .await?;
                 if o.code == 102 {
                     // The group does not exist yet.
@@ -393,11 +526,11 @@ impl Nextcloud {
                 remote_id, group, ..
             } => {
                 let o = self
-                    .ocs(
+                    .ocs::<IgnoredAny, _>(
                         Method::DELETE,
                         &format!("/cloud/users/{}/groups", seg(remote_id)),
                         &[("groupid", group.clone())],
-                        None,
+                        NO_BODY,
                         None,
                     )
                     .await?;
@@ -418,11 +551,14 @@ impl Nextcloud {
                     )));
                 };
                 let o = self
-                    .ocs(
+                    .ocs::<IgnoredAny, _>(
                         Method::PUT,
                         &format!("/cloud/users/{}", seg(remote_id)),
                         &[],
-                        Some(&json!({ "key": "password", "value": pw.expose() })),
+                        Some(&EditUser {
+                            key: "password",
+                            value: pw.expose(),
+                        }),
                         Some(pw),
                     )
                     .await?;
@@ -446,20 +582,24 @@ impl Nextcloud {
                     Method::PUT,
                     &format!("/cloud/users/{}/{verb}", seg(remote_id)),
                     &[],
-                    None,
+                    NO_BODY,
                 )
                 .await?;
                 done
             }
             AccountAction::Delete { remote_id, .. } => {
                 let path = format!("/cloud/users/{}", seg(remote_id));
-                let o = self.ocs(Method::DELETE, &path, &[], None, None).await?;
+                let o = self
+                    .ocs::<IgnoredAny, _>(Method::DELETE, &path, &[], NO_BODY, None)
+                    .await?;
                 if o.ok() {
                     return done;
                 }
                 // Nextcloud answers 101 (HTTP 400) for an unknown user: look before failing.
-                let g = self.ocs(Method::GET, &path, &[], None, None).await?;
-                if g.status == 404 || g.code == 404 || g.code == 998 {
+                let g = self
+                    .ocs::<IgnoredAny, _>(Method::GET, &path, &[], NO_BODY, None)
+                    .await?;
+                if g.status() == 404 || g.code == 404 || g.code == 998 {
                     done
                 } else {
                     Err(Self::fail(&format!("deleting {remote_id}"), &o))
@@ -483,21 +623,20 @@ impl Nextcloud {
                 snippet(&resp.body, None)
             )));
         }
-        let v: Value = resp.json().map_err(|e| {
+        let status: Status = resp.json().map_err(|e| {
             ServiceError::Transient(format!("nextcloud: unreadable status.php: {e}"))
         })?;
-        let flag = |k: &str| v.get(k).and_then(Value::as_bool);
-        if flag("installed") != Some(true) {
+        if status.installed != Some(true) {
             return Err(ServiceError::Transient(
                 "nextcloud is not installed yet (status.php)".into(),
             ));
         }
-        if flag("maintenance") == Some(true) {
+        if status.maintenance == Some(true) {
             return Err(ServiceError::Transient(
                 "nextcloud is in maintenance mode".into(),
             ));
         }
-        if flag("needsDbUpgrade") == Some(true) {
+        if status.needs_db_upgrade == Some(true) {
             return Err(ServiceError::Transient(
                 "nextcloud needs a database upgrade (occ upgrade)".into(),
             ));
@@ -506,47 +645,55 @@ impl Nextcloud {
     }
 }
 
-/// One entry of `cloud/users/details`, normalised.
-fn account_of(uid: &str, d: &Value) -> Account {
-    let id = d
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or(uid)
-        .to_string();
-    let mut fields = BTreeMap::new();
-    if let Some(n) = d
-        .get("displayname")
-        .or_else(|| d.get("display-name"))
-        .and_then(Value::as_str)
-    {
-        fields.insert("displayname".to_string(), n.to_string());
+/// An answer's OCS meta and `data`, `None` if it is no OCS envelope.
+type Envelope<T> = Option<(OcsMeta, Option<T>)>;
+
+/// Reads an OCS answer: the envelope's meta, with `data` as `T` (`None` when absent, `null`, or —
+/// for a failure — not a `T`). `None` for an answer that is no OCS envelope: JSON of another shape,
+/// or a failure's body that is not JSON. A 2xx answer that is not JSON, or a success whose `data`
+/// is not a `T`, is unreadable: retried like an answer cut short.
+fn read_ocs<T: DeserializeOwned>(r: &Response) -> Decoded<(Response, Envelope<T>), ServiceError> {
+    let e = match r.json::<Ocs<T>>() {
+        Ok(o) => return Decoded::Ok((r.clone(), Some((o.ocs.meta, o.ocs.data)))),
+        Err(e) => e,
+    };
+    match r.json::<Ocs<IgnoredAny>>() {
+        Ok(o) if r.ok() && ok_code(o.ocs.meta.statuscode) => Decoded::Unreadable(e.to_string()),
+        Ok(o) => Decoded::Ok((r.clone(), Some((o.ocs.meta, None)))),
+        Err(_) if r.ok() && r.json::<IgnoredAny>().is_err() => Decoded::Unreadable(e.to_string()),
+        Err(_) => Decoded::Ok((r.clone(), None)),
     }
-    if let Some(e) = d.get("email").and_then(Value::as_str) {
+}
+
+/// OCS success: 100 (v1) or 200 (v2).
+fn ok_code(code: u64) -> bool {
+    code == 100 || code == 200
+}
+
+/// One entry of `cloud/users/details`, normalised.
+fn account_of(uid: &str, d: &UserDetails) -> Account {
+    let id = d.id.clone().unwrap_or_else(|| uid.to_string());
+    let mut fields = BTreeMap::new();
+    if let Some(n) = d.displayname.as_ref().or(d.display_name.as_ref()) {
+        fields.insert("displayname".to_string(), n.clone());
+    }
+    if let Some(e) = &d.email {
         fields.insert("email".to_string(), e.trim().to_ascii_lowercase());
     }
     if let Some(q) = d
-        .get("quota")
-        .and_then(|q| q.get("quota"))
+        .quota
+        .as_ref()
+        .and_then(|q| q.quota.as_ref())
         .and_then(observed_quota)
     {
         fields.insert("quota".to_string(), q);
     }
-    let groups = d
-        .get("groups")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
     Account {
         remote_id: id.clone(),
         key: id,
-        enabled: d.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        enabled: d.enabled.unwrap_or(true),
         fields,
-        groups,
+        groups: d.groups.iter().flatten().cloned().collect(),
         marked: false,
     }
 }
@@ -611,9 +758,9 @@ pub fn desired_quota(q: &str) -> Option<String> {
 
 /// The `quota.quota` of a user's details: bytes (negative = unlimited) or a string (`none`, or a
 /// size for users whose storage is not set up yet).
-pub fn observed_quota(v: &Value) -> Option<String> {
+pub fn observed_quota(v: &Scalar) -> Option<String> {
     match v {
-        Value::Number(n) => {
+        Scalar::Number(n) => {
             let f = n.as_f64()?;
             Some(if f < 0.0 {
                 "none".into()
@@ -621,12 +768,12 @@ pub fn observed_quota(v: &Value) -> Option<String> {
                 format!("{}", f.round() as u64)
             })
         }
-        Value::String(s) if s.eq_ignore_ascii_case("none") => Some("none".into()),
-        Value::String(s) => match s.trim().parse::<f64>() {
+        Scalar::Text(s) if s.eq_ignore_ascii_case("none") => Some("none".into()),
+        Scalar::Text(s) => match s.trim().parse::<f64>() {
             Ok(f) if f < 0.0 => Some("none".into()),
             _ => computer_file_size(s).map(|b| b.to_string()),
         },
-        _ => None,
+        Scalar::Bool(_) => None,
     }
 }
 
@@ -699,13 +846,22 @@ mod tests {
         assert_eq!(human_file_size(3000), "3 KB");
     }
 
+    /// A quota as the details carry it.
+    fn q(json: &str) -> Scalar {
+        serde_json::from_str(json).expect("a scalar")
+    }
+
+    /// `users` of one page of `cloud/users/details`, as an OCS answer.
+    fn page(body: &str) -> Vec<(String, UserDetails)> {
+        let o: Ocs<UsersDetails> = serde_json::from_str(body).expect("an OCS answer");
+        assert!(ok_code(o.ocs.meta.statuscode));
+        o.ocs.data.unwrap_or_default().users.0
+    }
+
     #[test]
     fn spec_and_observed_quotas_compare_equal() {
         // "10 GB" in the spec, 10737418240 bytes in the details.
-        assert_eq!(
-            desired_quota("10 GB"),
-            observed_quota(&json!(10_737_418_240u64))
-        );
+        assert_eq!(desired_quota("10 GB"), observed_quota(&q("10737418240")));
         assert_eq!(desired_quota("10737418240"), desired_quota("10 GB"));
         assert_eq!(desired_quota("10 gb"), desired_quota("10GB"));
         // Nextcloud rounds "1.55 GB" to "1.6 GB" when it stores it.
@@ -714,19 +870,22 @@ mod tests {
             Some(computer_file_size("1.6 GB").unwrap().to_string())
         );
         assert_eq!(desired_quota("none"), Some("none".into()));
-        assert_eq!(observed_quota(&json!(-3)), Some("none".into()));
-        assert_eq!(observed_quota(&json!("none")), Some("none".into()));
+        assert_eq!(observed_quota(&q("-3")), Some("none".into()));
+        assert_eq!(observed_quota(&q("\"none\"")), Some("none".into()));
+        // A float of bytes (PHP's `float` for large quotas).
+        assert_eq!(observed_quota(&q("5368709120.0")), desired_quota("5 GB"));
         // Users that never logged in: the stored string.
-        assert_eq!(observed_quota(&json!("10 GB")), desired_quota("10 GB"));
+        assert_eq!(observed_quota(&q("\"10 GB\"")), desired_quota("10 GB"));
         assert_eq!(desired_quota("default"), None);
     }
 
     #[test]
     fn details_become_accounts() {
-        let d = json!({
-            "id": "alice", "enabled": false, "displayname": "Alice A", "email": "Alice@X.Y",
-            "quota": {"quota": 5_368_709_120u64, "used": 0}, "groups": ["admin", "family"]
-        });
+        let d: UserDetails = serde_json::from_str(
+            r#"{"id": "alice", "enabled": false, "displayname": "Alice A", "email": "Alice@X.Y",
+                "quota": {"quota": 5368709120, "used": 0}, "groups": ["admin", "family"]}"#,
+        )
+        .expect("details");
         let a = account_of("alice", &d);
         assert_eq!(a.remote_id, "alice");
         assert!(!a.enabled);
@@ -735,8 +894,127 @@ mod tests {
         assert_eq!(a.fields["displayname"], "Alice A");
         assert!(a.groups.contains("family"));
         // An entry Nextcloud could not fill: only the id.
-        let b = account_of("bob", &json!({"id": "bob"}));
+        let b = account_of(
+            "bob",
+            &serde_json::from_str(r#"{"id": "bob"}"#).expect("id"),
+        );
         assert!(b.enabled && b.fields.is_empty());
+    }
+
+    #[test]
+    fn a_real_details_page_with_unknown_fields_and_nulls() {
+        // What a current Nextcloud sends (more than the document, nulls where it has nothing).
+        let users = page(
+            r#"{"ocs": {"meta": {"status": "ok", "statuscode": 200, "message": "OK",
+                "totalitems": "", "itemsperpage": ""},
+              "data": {"users": {
+                "carol": {"enabled": true, "storageLocation": "/var/lib/nextcloud/data/carol",
+                  "id": "carol", "firstLoginTimestamp": 1718000000, "lastLogin": 1718000500,
+                  "backend": "Database", "subadmin": [], "quota": {"free": 1073741824,
+                  "used": 1234, "total": 1073742058, "relative": 0, "quota": 1073741824},
+                  "manager": "", "avatarScope": "v2-federated", "email": null,
+                  "emailScope": "v2-federated", "additional_mail": [], "displayname": "Carol",
+                  "display-name": "Carol", "phone": "", "address": "", "website": "",
+                  "twitter": "", "fediverse": "", "organisation": "", "role": "", "headline": "",
+                  "biography": "", "profile_enabled": "1", "pronouns": "", "groups": ["family"],
+                  "language": "en", "locale": "", "notify_email": null,
+                  "backendCapabilities": {"setDisplayName": true, "setPassword": true}},
+                "dave": {"id": "dave", "quota": {"quota": "none", "used": 0},
+                  "displayname": null, "display-name": "Dave", "groups": null, "email": "D@x.y"},
+                "erin": {"id": "erin", "quota": []}
+              }}}}"#,
+        );
+        let accounts: Vec<Account> = users.iter().map(|(u, d)| account_of(u, d)).collect();
+        let keys: Vec<&str> = accounts.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["carol", "dave", "erin"], "in the server's order");
+        assert!(accounts[0].enabled && !accounts[0].fields.contains_key("email"));
+        assert_eq!(accounts[0].fields["quota"], desired_quota("1 GB").unwrap());
+        assert!(accounts[0].groups.contains("family"));
+        assert_eq!(accounts[1].fields["quota"], "none");
+        assert_eq!(accounts[1].fields["displayname"], "Dave");
+        assert_eq!(accounts[1].fields["email"], "d@x.y");
+        assert!(accounts[1].groups.is_empty());
+        assert!(accounts[2].fields.is_empty());
+        // PHP's empty map, a map of numeric ids as a list, no users at all.
+        let empty = r#"{"ocs": {"meta": {"statuscode": 200}, "data": {"users": []}}}"#;
+        assert!(page(empty).is_empty());
+        let list = page(
+            r#"{"ocs": {"meta": {"statuscode": 200, "message": null},
+                "data": {"users": [{"id": "1001", "enabled": true}, {"enabled": true}]}}}"#,
+        );
+        assert_eq!(list.len(), 1, "an entry without an id is skipped");
+        assert_eq!(list[0].0, "1001");
+        assert!(
+            page(r#"{"ocs": {"meta": {"statuscode": 200}, "data": {"users": null}}}"#).is_empty()
+        );
+    }
+
+    #[test]
+    fn envelopes_of_failures_and_other_answers() {
+        let answer = |status: u16, body: &str| Response {
+            status,
+            headers: Default::default(),
+            body: body.to_string(),
+        };
+        // A failure's `data` is PHP's empty array: read as no data.
+        let r = answer(
+            400,
+            r#"{"ocs": {"meta": {"status": "failure", "statuscode": 102,
+                "message": "User already exists"}, "data": []}}"#,
+        );
+        match read_ocs::<Created>(&r) {
+            Decoded::Ok((_, Some((meta, data)))) => {
+                assert_eq!(meta.statuscode, 102);
+                assert_eq!(meta.message.as_deref(), Some("User already exists"));
+                assert!(data.is_some_and(|d| d.id.is_none()));
+            }
+            _ => panic!("expected the envelope"),
+        }
+        // A success whose data is not what it should be: unreadable, retried.
+        let r = answer(
+            200,
+            r#"{"ocs": {"meta": {"statuscode": 200}, "data": {"users": 7}}}"#,
+        );
+        assert!(matches!(
+            read_ocs::<UsersDetails>(&r),
+            Decoded::Unreadable(_)
+        ));
+        // Cut short: unreadable.
+        let r = answer(200, r#"{"ocs": {"meta": {"statuscode": 2"#);
+        assert!(matches!(read_ocs::<IgnoredAny>(&r), Decoded::Unreadable(_)));
+        // JSON of another shape, an HTML error page: no envelope.
+        let r = answer(200, r#"{"installed": true}"#);
+        assert!(matches!(read_ocs::<IgnoredAny>(&r), Decoded::Ok((_, None))));
+        let r = answer(403, "<html>Forbidden</html>");
+        assert!(matches!(read_ocs::<IgnoredAny>(&r), Decoded::Ok((_, None))));
+    }
+
+    #[test]
+    fn request_bodies() {
+        let body = NewUser {
+            userid: "alice",
+            display_name: Some("Alice"),
+            email: None,
+            quota: Some("10 GB"),
+            groups: vec!["family"],
+            password: Some("pw"),
+        };
+        assert_eq!(
+            serde_json::to_string(&body).expect("json"),
+            r#"{"userid":"alice","displayName":"Alice","quota":"10 GB","groups":["family"],"password":"pw"}"#
+        );
+        let bare = NewUser {
+            userid: "bob",
+            display_name: None,
+            email: Some("b@x.y"),
+            quota: None,
+            groups: Vec::new(),
+            password: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&bare).expect("json"),
+            r#"{"userid":"bob","email":"b@x.y"}"#
+        );
     }
 
     #[test]

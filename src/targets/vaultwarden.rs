@@ -18,16 +18,45 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::accounts::{
-    Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser,
+    Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, NO_BODY,
 };
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
-use crate::http::{seg, snippet, Http, Response};
+use crate::http::{seg, snippet, Http, Json, Response};
 use crate::secret::Secret;
+
+/// A user as the admin API shows it (`GET /admin/users`, `GET /admin/users/by-mail/{mail}`, the
+/// profile `POST /admin/invite` answers): of its fields, those paasd reads. Enabled is
+/// `userEnabled` (`_status` says whether a master password is set, not whether the account is
+/// enabled); the profile of an invitation has no `userEnabled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminUser {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    user_enabled: Option<bool>,
+}
+
+/// Vaultwarden's error answer (`{"message": …, "errorModel": …, "object": "error", …}`).
+#[derive(Debug, Deserialize)]
+struct ErrorAnswer {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `POST /admin/invite`.
+#[derive(Serialize)]
+struct Invite<'a> {
+    email: &'a str,
+}
 
 pub struct Vaultwarden {
     http: Http,
@@ -98,31 +127,37 @@ impl Vaultwarden {
         Ok(c)
     }
 
-    /// One admin API call with the session cookie; a 401 logs in again once.
-    async fn call(
+    /// One admin API call with the session cookie; a 401 logs in again once. A 2xx answer must
+    /// read as `T` (`IgnoredAny` for the empty answers of the user actions).
+    async fn call<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> Result<(Response, Value, u32), ServiceError> {
+        body: Option<&B>,
+    ) -> Result<Json<T>, ServiceError> {
         let url = self.http.url(path);
         let mut relogged = false;
         loop {
             let cookie = self.session().await?;
-            let (resp, v, attempts) = self
+            let answer = self
                 .http
-                .send_value(Some(&cookie), |c| {
+                .send_json::<T>(Some(&cookie), |c| {
                     let mut r = c
                         .request(method.clone(), &url)
                         .header("Cookie", cookie.expose())
                         .header("Accept", "application/json");
                     if method == Method::POST {
+                        // Bodiless POSTs too: Vaultwarden's routes want JSON (404 otherwise).
                         r = r.header("Content-Type", "application/json");
-                        r = r.body(body.map(Value::to_string).unwrap_or_default());
+                        r = match body {
+                            Some(b) => r.json(b),
+                            None => r.body(""),
+                        };
                     }
                     r
                 })
                 .await?;
+            let resp = &answer.response;
             if resp.status == 401 && !relogged {
                 relogged = true;
                 let mut guard = self.cookie.lock().await;
@@ -137,15 +172,16 @@ impl Vaultwarden {
                     snippet(&resp.body, Some(&cookie))
                 )));
             }
-            return Ok((resp, v, attempts));
+            return Ok(answer);
         }
     }
 
-    fn error(what: &str, resp: &Response, v: &Value) -> ServiceError {
-        let msg = v
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+    /// A refusal, in Vaultwarden's words (its error answer's `message`, else the body).
+    fn error(what: &str, resp: &Response) -> ServiceError {
+        let msg = resp
+            .json::<ErrorAnswer>()
+            .ok()
+            .and_then(|e| e.message)
             .unwrap_or_else(|| snippet(&resp.body, None));
         ServiceError::Refused(format!(
             "vaultwarden refused {what} (HTTP {}): {msg}",
@@ -154,20 +190,24 @@ impl Vaultwarden {
     }
 
     async fn find_by_mail(&self, email: &str) -> Result<Option<String>, ServiceError> {
-        let (resp, v, _) = self
-            .call(
+        let Json {
+            response: resp,
+            body,
+            ..
+        } = self
+            .call::<AdminUser, _>(
                 Method::GET,
                 &format!("/admin/users/by-mail/{}", seg(email)),
-                None,
+                NO_BODY,
             )
             .await?;
         if resp.status == 404 {
             return Ok(None);
         }
         if !resp.ok() {
-            return Err(Self::error(&format!("looking up {email}"), &resp, &v));
+            return Err(Self::error(&format!("looking up {email}"), &resp));
         }
-        Ok(v.get("id").and_then(Value::as_str).map(str::to_string))
+        Ok(body.and_then(|u| u.id))
     }
 
     async fn run(&self, action: &AccountAction) -> Result<Executed, ServiceError> {
@@ -175,20 +215,24 @@ impl Vaultwarden {
         match action {
             AccountAction::Create { key, enabled, .. } => {
                 let email = key.trim().to_ascii_lowercase();
-                let (resp, v, _) = self
-                    .call(
+                let Json {
+                    response: resp,
+                    body: profile,
+                    ..
+                } = self
+                    .call::<AdminUser, _>(
                         Method::POST,
                         "/admin/invite",
-                        Some(&json!({ "email": email })),
+                        Some(&Invite { email: &email }),
                     )
                     .await?;
                 let id = if resp.ok() {
-                    v.get("id").and_then(Value::as_str).map(str::to_string)
+                    profile.and_then(|u| u.id)
                 } else if resp.status == 409 {
                     tracing::info!(service = "vaultwarden", user = %action.user(), "already registered; taking the account over");
                     self.find_by_mail(&email).await?
                 } else {
-                    return Err(Self::error(&format!("inviting {email}"), &resp, &v));
+                    return Err(Self::error(&format!("inviting {email}"), &resp));
                 };
                 let Some(id) = id else {
                     return Err(ServiceError::Refused(format!(
@@ -211,17 +255,18 @@ impl Vaultwarden {
                 done
             }
             AccountAction::Delete { remote_id, .. } => {
-                let (resp, v, _) = self
-                    .call(
+                let resp = self
+                    .call::<IgnoredAny, _>(
                         Method::POST,
                         &format!("/admin/users/{}/delete", seg(remote_id)),
-                        None,
+                        NO_BODY,
                     )
-                    .await?;
+                    .await?
+                    .response;
                 if resp.ok() || resp.status == 404 {
                     done
                 } else {
-                    Err(Self::error(&format!("deleting {remote_id}"), &resp, &v))
+                    Err(Self::error(&format!("deleting {remote_id}"), &resp))
                 }
             }
             AccountAction::SetPassword { .. } => Err(ServiceError::Refused(
@@ -240,28 +285,33 @@ impl Vaultwarden {
     }
 
     async fn post_user(&self, id: &str, verb: &str) -> Result<(), ServiceError> {
-        let (resp, v, _) = self
-            .call(
+        let resp = self
+            .call::<IgnoredAny, _>(
                 Method::POST,
                 &format!("/admin/users/{}/{verb}", seg(id)),
-                None,
+                NO_BODY,
             )
-            .await?;
+            .await?
+            .response;
         if resp.ok() {
             Ok(())
         } else {
-            Err(Self::error(&format!("{verb} of {id}"), &resp, &v))
+            Err(Self::error(&format!("{verb} of {id}"), &resp))
         }
     }
 
     async fn observe_all(&self) -> Result<Vec<Account>, ServiceError> {
-        let (resp, v, _) = self.call(Method::GET, "/admin/users", None).await?;
+        let Json {
+            response: resp,
+            body,
+            ..
+        } = self
+            .call::<Vec<AdminUser>, _>(Method::GET, "/admin/users", NO_BODY)
+            .await?;
         if !resp.ok() {
-            return Err(Self::error("listing users", &resp, &v));
+            return Err(Self::error("listing users", &resp));
         }
-        Ok(v.as_array()
-            .map(|a| a.iter().filter_map(account_of).collect())
-            .unwrap_or_default())
+        Ok(body.iter().flatten().filter_map(account_of).collect())
     }
 
     async fn check_health(&self) -> Result<(), ServiceError> {
@@ -279,16 +329,13 @@ impl Vaultwarden {
 }
 
 /// One user of `GET /admin/users`, normalised (key = e-mail, lower case).
-fn account_of(u: &Value) -> Option<Account> {
-    let id = u.get("id").and_then(Value::as_str)?;
-    let email = u.get("email").and_then(Value::as_str)?;
+fn account_of(u: &AdminUser) -> Option<Account> {
+    let id = u.id.as_deref()?;
+    let email = u.email.as_deref()?;
     Some(Account {
         remote_id: id.to_string(),
         key: email.trim().to_ascii_lowercase(),
-        enabled: u
-            .get("userEnabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
+        enabled: u.user_enabled.unwrap_or(true),
         fields: BTreeMap::new(),
         groups: BTreeSet::new(),
         marked: false,
@@ -334,10 +381,11 @@ mod tests {
 
     #[test]
     fn users_are_keyed_by_lower_case_mail() {
-        let a = account_of(
-            &json!({"id": "u-1", "email": "Alice@X.Y", "userEnabled": false, "_status": 0}),
+        let u: AdminUser = serde_json::from_str(
+            r#"{"id": "u-1", "email": "Alice@X.Y", "userEnabled": false, "_status": 0}"#,
         )
-        .expect("account");
+        .expect("a user");
+        let a = account_of(&u).expect("account");
         assert_eq!(a.key, "alice@x.y");
         assert!(!a.enabled);
         let v =
@@ -351,5 +399,48 @@ mod tests {
         assert_eq!(d.key, "alice@x.y");
         assert!(d.fields.is_empty());
         assert!(!v.kind().capabilities().passwords);
+    }
+
+    #[test]
+    fn a_real_user_list_with_unknown_fields_and_nulls() {
+        // `GET /admin/users` of a current Vaultwarden: an invited user (no keys, no password)
+        // and a disabled one.
+        let users: Vec<AdminUser> = serde_json::from_str(
+            r#"[{"_status": 1, "accountKeys": null, "avatarColor": null,
+                 "creationDate": "2024-06-01T10:00:00.000000Z", "culture": "en-US",
+                 "email": "Invited@Example.org", "emailVerified": false,
+                 "forcePasswordReset": false, "id": "6f1e6e2a-3b5c-4c9d-9a8e-1f2d3c4b5a69",
+                 "key": null, "name": null, "object": "profile", "organizations": [],
+                 "premium": true, "premiumFromOrganization": false, "privateKey": null,
+                 "providerOrganizations": [], "providers": [], "securityStamp": "b1c2",
+                 "twoFactorEnabled": false, "usesKeyConnector": false, "userEnabled": true,
+                 "createdAt": "2024-06-01 10:00:00 UTC", "lastActive": null},
+                {"_status": 0, "email": "bob@example.org", "id": "u-2", "name": "Bob",
+                 "userEnabled": false, "createdAt": "2024-06-01 10:00:00 UTC",
+                 "lastActive": "2024-06-02 11:00:00 UTC", "key": "2.abc", "newField": {"x": 1}},
+                {"_status": 0, "email": null, "id": "u-3"}]"#,
+        )
+        .expect("the admin list");
+        let accounts: Vec<Account> = users.iter().filter_map(account_of).collect();
+        assert_eq!(accounts.len(), 2, "an entry without an e-mail is skipped");
+        assert_eq!(accounts[0].key, "invited@example.org");
+        assert!(accounts[0].enabled, "invited, not disabled");
+        assert_eq!(accounts[1].remote_id, "u-2");
+        assert!(!accounts[1].enabled);
+        // The profile an invitation answers has no `userEnabled`: enabled.
+        let profile: AdminUser = serde_json::from_str(
+            r#"{"_status": 1, "id": "u-4", "email": "n@x.y", "object": "profile"}"#,
+        )
+        .expect("a profile");
+        assert!(account_of(&profile).expect("account").enabled);
+        // The error answer's message.
+        let e: ErrorAnswer = serde_json::from_str(
+            r#"{"message": "User already exists", "validationErrors": {"": ["User already exists"]},
+                "errorModel": {"message": "User already exists", "object": "error"}, "error": "",
+                "error_description": "", "exceptionMessage": null, "exceptionStackTrace": null,
+                "innerExceptionMessage": null, "object": "error"}"#,
+        )
+        .expect("an error");
+        assert_eq!(e.message.as_deref(), Some("User already exists"));
     }
 }

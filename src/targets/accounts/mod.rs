@@ -245,16 +245,30 @@ pub fn flag(b: bool) -> String {
     if b { "true" } else { "false" }.to_string()
 }
 
-/// A JSON value as a field string: strings as they are, booleans as `true`/`false`, numbers as
-/// decimal.
-pub fn field_string(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Bool(b) => Some(flag(*b)),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// A JSON scalar of a type the service is loose about: GitLab documents `is_admin` as a string
+/// and sends a boolean, Mailcow sends counts and flags as numbers or numeric strings, Nextcloud a
+/// quota as bytes or as a size. Arrays and objects are not scalars; `Option<Scalar>` takes `null`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Number(serde_json::Number),
+    Text(String),
+}
+
+/// As a field string: strings as they are, booleans as `true`/`false`, numbers as decimal.
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Bool(b) => f.write_str(if *b { "true" } else { "false" }),
+            Scalar::Number(n) => write!(f, "{n}"),
+            Scalar::Text(s) => f.write_str(s),
+        }
     }
 }
+
+/// The body of a request that has none (the type the backends' `call` needs for `None`).
+pub const NO_BODY: Option<&()> = None;
 
 /// The error for an unexpected answer: the service refused `what` (with the server's words).
 pub fn refused(http: &Http, what: &str, resp: &Response, secret: Option<&Secret>) -> ServiceError {
@@ -479,5 +493,22 @@ impl<'a> Target for AccountTarget<'a> {
             requests: self.backend.as_ref().map_or(0, |b| b.requests()),
             ldap_binds: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_read_as_field_strings() {
+        let read =
+            |s: &str| serde_json::from_str::<Option<Scalar>>(s).map(|v| v.map(|v| v.to_string()));
+        assert_eq!(read("true").ok().flatten().as_deref(), Some("true"));
+        assert_eq!(read("100").ok().flatten().as_deref(), Some("100"));
+        assert_eq!(read("1.5").ok().flatten().as_deref(), Some("1.5"));
+        assert_eq!(read("\"10 GB\"").ok().flatten().as_deref(), Some("10 GB"));
+        assert_eq!(read("null").ok().flatten(), None);
+        assert!(read("[1]").is_err() && read("{}").is_err());
     }
 }
