@@ -17,11 +17,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use reqwest::Method;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::accounts::{
-    Account, AccountAction, DesiredAccount, Executed, Scalar, Service, ServiceError, ServiceUser,
-    NO_BODY,
+    Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, NO_BODY,
 };
 use crate::backoff::Backoff;
 use crate::core::id::ServiceKind;
@@ -41,175 +40,11 @@ pub struct Nextcloud {
     managed: BTreeSet<String>,
 }
 
-/// The OCS envelope of every answer: `{"ocs": {"meta": {…}, "data": …}}`.
-#[derive(Debug, Deserialize)]
-struct Ocs<T> {
-    ocs: OcsBody<T>,
-}
+mod ocs;
+mod quota;
 
-#[derive(Debug, Deserialize)]
-struct OcsBody<T> {
-    meta: OcsMeta,
-    /// Absent or `null` in some failures; failures usually say `[]` (PHP's empty array), which
-    /// the data types here read as their defaults.
-    #[serde(default = "Option::default")]
-    data: Option<T>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OcsMeta {
-    #[serde(default)]
-    statuscode: u64,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-/// `data` of `POST /cloud/users`.
-#[derive(Debug, Default, Deserialize)]
-struct Created {
-    #[serde(default)]
-    id: Option<String>,
-}
-
-/// `data` of `GET /cloud/users/details`.
-#[derive(Debug, Default, Deserialize)]
-struct UsersDetails {
-    #[serde(default)]
-    users: DetailsMap,
-}
-
-/// `users` of `cloud/users/details`, in the server's order: an object uid → details, but PHP
-/// renders an empty map as `[]` and a map of numeric ids may become a list (whose entries
-/// name their `id`; entries without one are skipped). `null` is no users.
-#[derive(Debug, Default)]
-struct DetailsMap(Vec<(String, UserDetails)>);
-
-impl<'de> Deserialize<'de> for DetailsMap {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = DetailsMap;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map of user ids to details, or a list of details")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<DetailsMap, A::Error> {
-                let mut out = Vec::new();
-                while let Some((uid, d)) = m.next_entry::<String, UserDetails>()? {
-                    out.push((uid, d));
-                }
-                Ok(DetailsMap(out))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<DetailsMap, A::Error> {
-                let mut out = Vec::new();
-                while let Some(d) = s.next_element::<UserDetails>()? {
-                    if let Some(id) = d.id.clone() {
-                        out.push((id, d));
-                    }
-                }
-                Ok(DetailsMap(out))
-            }
-            fn visit_unit<E>(self) -> Result<DetailsMap, E> {
-                Ok(DetailsMap::default())
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// One user's details (`UserDetails`, or only `{id}` for a user Nextcloud could not load). Of
-/// the many fields, the managed ones.
-#[derive(Debug, Default, Deserialize)]
-struct UserDetails {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default)]
-    displayname: Option<String>,
-    #[serde(default, rename = "display-name")]
-    display_name: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    quota: Option<QuotaInfo>,
-    #[serde(default)]
-    groups: Option<Vec<String>>,
-}
-
-/// `quota` of the details: `{quota, used, free, total, relative}`, only `{quota, used}` for users
-/// whose storage is not set up yet.
-#[derive(Debug, Default, Deserialize)]
-struct QuotaInfo {
-    #[serde(default)]
-    quota: Option<Scalar>,
-}
-
-/// `status.php` (not an OCS call).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Status {
-    #[serde(default)]
-    installed: Option<bool>,
-    #[serde(default)]
-    maintenance: Option<bool>,
-    #[serde(default)]
-    needs_db_upgrade: Option<bool>,
-}
-
-/// `POST /cloud/groups` and `POST /cloud/users/{userId}/groups`.
-#[derive(Serialize)]
-struct GroupId<'a> {
-    groupid: &'a str,
-}
-
-/// `POST /cloud/users`.
-#[derive(Serialize)]
-struct NewUser<'a> {
-    userid: &'a str,
-    #[serde(rename = "displayName", skip_serializing_if = "Option::is_none")]
-    display_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quota: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    groups: Vec<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<&'a str>,
-}
-
-/// `PUT /cloud/users/{userId}`: one field.
-#[derive(Serialize)]
-struct EditUser<'a> {
-    key: &'a str,
-    value: &'a str,
-}
-
-/// One OCS answer: the envelope's code and message, and `data` as `T` when it reads as `T`.
-#[derive(Debug)]
-struct Reply<T> {
-    response: Response,
-    code: u64,
-    message: String,
-    data: Option<T>,
-    attempts: u32,
-}
-
-impl<T> Reply<T> {
-    fn ok(&self) -> bool {
-        ok_code(self.code)
-    }
-
-    fn status(&self) -> u16 {
-        self.response.status
-    }
-}
+use ocs::*;
+pub use quota::{computer_file_size, desired_quota, human_file_size, observed_quota};
 
 impl Nextcloud {
     pub fn new(
@@ -665,11 +500,6 @@ fn read_ocs<T: DeserializeOwned>(r: &Response) -> Decoded<(Response, Envelope<T>
     }
 }
 
-/// OCS success: 100 (v1) or 200 (v2).
-fn ok_code(code: u64) -> bool {
-    code == 100 || code == 200
-}
-
 /// One entry of `cloud/users/details`, normalised.
 fn account_of(uid: &str, d: &UserDetails) -> Account {
     let id = d.id.clone().unwrap_or_else(|| uid.to_string());
@@ -695,85 +525,6 @@ fn account_of(uid: &str, d: &UserDetails) -> Account {
         fields,
         groups: d.groups.iter().flatten().cloned().collect(),
         marked: false,
-    }
-}
-
-/// `\OC_Helper::computerFileSize`: "5 GB", "5gb", "1.5 M", "1024" → bytes (1024-based, rounded).
-pub fn computer_file_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    if s.is_empty() {
-        return None;
-    }
-    let idx = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(idx);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1024.0,
-        "m" | "mb" => 1024f64.powi(2),
-        "g" | "gb" => 1024f64.powi(3),
-        "t" | "tb" => 1024f64.powi(4),
-        "p" | "pb" => 1024f64.powi(5),
-        _ => return None,
-    };
-    let v = (n * mult).round();
-    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
-}
-
-/// `\OC_Helper::humanFileSize`, which is how Nextcloud stores a quota: B exact, KB rounded to
-/// an integer, MB and up to one decimal.
-pub fn human_file_size(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = (bytes as f64 / 1024.0).round();
-    if v < 1024.0 {
-        return format!("{v} KB");
-    }
-    for unit in ["MB", "GB", "TB"] {
-        v = (v / 1024.0 * 10.0).round() / 10.0;
-        if v < 1024.0 {
-            return format!("{v} {unit}");
-        }
-    }
-    v = (v / 1024.0 * 10.0).round() / 10.0;
-    format!("{v} PB")
-}
-
-/// A spec quota as Nextcloud will report it: `none`, or the byte count after Nextcloud's
-/// rounding. `default` (and anything unparsable) is not managed.
-pub fn desired_quota(q: &str) -> Option<String> {
-    let q = q.trim();
-    if q.eq_ignore_ascii_case("none") {
-        return Some("none".into());
-    }
-    if q.eq_ignore_ascii_case("default") {
-        return None;
-    }
-    let bytes = computer_file_size(q)?;
-    computer_file_size(&human_file_size(bytes)).map(|b| b.to_string())
-}
-
-/// The `quota.quota` of a user's details: bytes (negative = unlimited) or a string (`none`, or a
-/// size for users whose storage is not set up yet).
-pub fn observed_quota(v: &Scalar) -> Option<String> {
-    match v {
-        Scalar::Number(n) => {
-            let f = n.as_f64()?;
-            Some(if f < 0.0 {
-                "none".into()
-            } else {
-                format!("{}", f.round() as u64)
-            })
-        }
-        Scalar::Text(s) if s.eq_ignore_ascii_case("none") => Some("none".into()),
-        Scalar::Text(s) => match s.trim().parse::<f64>() {
-            Ok(f) if f < 0.0 => Some("none".into()),
-            _ => computer_file_size(s).map(|b| b.to_string()),
-        },
-        Scalar::Bool(_) => None,
     }
 }
 
@@ -832,6 +583,7 @@ impl Service for Nextcloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::accounts::Scalar;
 
     #[test]
     fn quota_sizes_follow_nextcloud() {
