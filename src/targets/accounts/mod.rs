@@ -12,6 +12,7 @@
 
 pub mod members;
 pub mod plan;
+pub mod simulate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -278,6 +279,61 @@ pub struct DesiredAccounts {
     pub hold_removals: bool,
 }
 
+/// What carrying out `action` in `service` did, for paasd's state, once the service answered
+/// `done`: ownership of a created, marked or re-enabled account (with the service's id), the
+/// fingerprint of the password sent with it (`password`: the fingerprint of the desired password,
+/// when one was sent), a deletion, a removal time. Pure, so that [`AccountTarget`] and the model
+/// in [`simulate`] record exactly the same effects.
+pub fn effects(
+    service: ServiceKind,
+    action: &AccountAction,
+    done: Executed,
+    password: Option<&str>,
+) -> Vec<Effect> {
+    let target = TargetId::Service(service);
+    let user = action.user().to_string();
+    let password_set = |fingerprint: &str| Effect::PasswordApplied {
+        target,
+        user: user.clone(),
+        fingerprint: fingerprint.to_string(),
+        written: true,
+    };
+    let owned = |remote_id: String, created: bool| Effect::AccountOwned {
+        service,
+        user: user.clone(),
+        remote_id,
+        created,
+    };
+    match action {
+        AccountAction::Create {
+            key, with_password, ..
+        } => {
+            let mut e = vec![owned(done.remote_id.unwrap_or_else(|| key.clone()), true)];
+            if let (true, Some(fp)) = (*with_password, password) {
+                e.push(password_set(fp));
+            }
+            e
+        }
+        AccountAction::Mark { remote_id, .. } | AccountAction::Enable { remote_id, .. } => {
+            vec![owned(remote_id.clone(), false)]
+        }
+        AccountAction::SetPassword { .. } => match password {
+            Some(fp) => vec![password_set(fp)],
+            None => vec![Effect::Changed],
+        },
+        AccountAction::Delete { .. } => vec![Effect::Deleted {
+            target,
+            user: user.clone(),
+        }],
+        AccountAction::MarkRemoved { since, .. } => vec![Effect::RemovedSince {
+            target,
+            user: user.clone(),
+            since: (*since != 0).then_some(*since),
+        }],
+        _ => vec![Effect::Changed],
+    }
+}
+
 /// A service as a target of the engine.
 pub struct AccountTarget<'a> {
     kind: ServiceKind,
@@ -420,56 +476,16 @@ impl<'a> Target for AccountTarget<'a> {
         cx: &'b ExecContext<'b>,
     ) -> BoxFuture<'b, Result<Vec<Effect>, ServiceError>> {
         async move {
-            let target = self.target();
-            let user = action.user().to_string();
-            if let AccountAction::MarkRemoved { since, .. } = action {
-                return Ok(vec![Effect::RemovedSince {
-                    target,
-                    user,
-                    since: (*since != 0).then_some(*since),
-                }]);
+            if let AccountAction::MarkRemoved { .. } = action {
+                // State only: nothing is sent.
+                return Ok(effects(self.kind, action, Executed::default(), None));
             }
-            let password = cx.password(&user);
+            let password = cx.password(action.user());
             let done = self
                 .backend()?
                 .execute(action, password.map(|(s, _)| s))
                 .await?;
-            let password_set = |fingerprint: &str| Effect::PasswordApplied {
-                target,
-                user: user.clone(),
-                fingerprint: fingerprint.to_string(),
-                written: true,
-            };
-            let owned = |remote_id: String, created: bool| Effect::AccountOwned {
-                service: self.kind,
-                user: user.clone(),
-                remote_id,
-                created,
-            };
-            let effects = match action {
-                AccountAction::Create {
-                    key, with_password, ..
-                } => {
-                    let mut e = vec![owned(done.remote_id.unwrap_or_else(|| key.clone()), true)];
-                    if let (true, Some((_, fp))) = (*with_password, password) {
-                        e.push(password_set(fp));
-                    }
-                    e
-                }
-                AccountAction::Mark { remote_id, .. } | AccountAction::Enable { remote_id, .. } => {
-                    vec![owned(remote_id.clone(), false)]
-                }
-                AccountAction::SetPassword { .. } => match password {
-                    Some((_, fp)) => vec![password_set(fp)],
-                    None => vec![Effect::Changed],
-                },
-                AccountAction::Delete { .. } => vec![Effect::Deleted {
-                    target,
-                    user: user.clone(),
-                }],
-                _ => vec![Effect::Changed],
-            };
-            Ok(effects)
+            Ok(effects(self.kind, action, done, password.map(|(_, fp)| fp)))
         }
         .boxed()
     }

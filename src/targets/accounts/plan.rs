@@ -306,15 +306,13 @@ pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::state::OwnedAccount;
+    use crate::targets::accounts::simulate;
     use std::collections::BTreeSet;
 
-    /// A service with accounts in memory: applies account actions like a real one would.
+    /// Nextcloud's accounts in memory: plans are applied by the pure model of a service.
     #[derive(Default)]
     struct Model {
         accounts: Vec<Account>,
-        next: u32,
-        writes: usize,
     }
 
     impl Model {
@@ -324,108 +322,14 @@ mod tests {
             state: &mut TargetState,
             passwords: &BTreeMap<String, DesiredPassword>,
         ) {
-            for c in &plan.changes {
-                for a in &c.actions {
-                    if !matches!(a, AccountAction::MarkRemoved { .. }) {
-                        self.writes += 1;
-                    }
-                    let fp = match passwords.get(a.user()) {
-                        Some(DesiredPassword::Known { fingerprint, .. }) => {
-                            Some(fingerprint.clone())
-                        }
-                        _ => None,
-                    };
-                    match a {
-                        AccountAction::Create {
-                            user,
-                            key,
-                            enabled,
-                            fields,
-                            groups,
-                            with_password,
-                        } => {
-                            self.next += 1;
-                            let rid = format!("id{}", self.next);
-                            self.accounts.push(Account {
-                                remote_id: rid.clone(),
-                                key: key.clone(),
-                                enabled: *enabled,
-                                fields: fields.clone(),
-                                groups: groups.clone(),
-                                marked: false,
-                            });
-                            state.accounts.insert(
-                                user.clone(),
-                                OwnedAccount {
-                                    remote_id: rid,
-                                    created: true,
-                                    password_fingerprint: if *with_password { fp } else { None },
-                                    removed_since: None,
-                                },
-                            );
-                        }
-                        AccountAction::Update {
-                            remote_id, fields, ..
-                        } => {
-                            let acc = self
-                                .accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists");
-                            acc.fields.extend(fields.clone());
-                        }
-                        AccountAction::AddToGroup {
-                            remote_id, group, ..
-                        } => {
-                            self.accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists")
-                                .groups
-                                .insert(group.clone());
-                        }
-                        AccountAction::RemoveFromGroup {
-                            remote_id, group, ..
-                        } => {
-                            self.accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists")
-                                .groups
-                                .remove(group);
-                        }
-                        AccountAction::SetPassword { user, .. } => {
-                            state
-                                .accounts
-                                .get_mut(user)
-                                .expect("owned")
-                                .password_fingerprint = fp;
-                        }
-                        AccountAction::Disable { remote_id, .. }
-                        | AccountAction::Enable { remote_id, .. } => {
-                            let on = matches!(a, AccountAction::Enable { .. });
-                            self.accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists")
-                                .enabled = on;
-                        }
-                        AccountAction::Mark { user, remote_id } => {
-                            state.accounts.entry(user.clone()).or_default().remote_id =
-                                remote_id.clone();
-                        }
-                        AccountAction::Delete { user, remote_id } => {
-                            self.accounts.retain(|x| &x.remote_id != remote_id);
-                            state.accounts.remove(user);
-                        }
-                        AccountAction::MarkRemoved { user, since } => {
-                            if let Some(o) = state.accounts.get_mut(user) {
-                                o.removed_since = (*since != 0).then_some(*since);
-                            }
-                        }
-                    }
-                }
-            }
+            let done = simulate::apply(
+                ServiceKind::Nextcloud,
+                plan,
+                &mut self.accounts,
+                state,
+                passwords,
+            );
+            assert!(done.refused.is_empty(), "{:?}", done.refused);
         }
     }
 
@@ -510,7 +414,6 @@ mod tests {
             Some("f1")
         );
 
-        m.writes = 0;
         let p = run(&m, &d, &st, &pw, Removal::Disable, false);
         assert!(
             p.changes.is_empty(),
