@@ -201,6 +201,17 @@ pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
                         }
                     }
                 }
+                let enables = actions
+                    .iter()
+                    .any(|x| matches!(x, AccountAction::Enable { .. }));
+                if owned.is_some_and(|o| o.removed_since.is_some()) && !enables {
+                    // Back in the service: forget when the user left it, so that a later
+                    // removal starts its grace period anew (an `Enable` forgets it too).
+                    actions.push(AccountAction::MarkRemoved {
+                        user: user.clone(),
+                        since: 0,
+                    });
+                }
                 if actions.is_empty() {
                     out.unchanged_users += 1;
                 } else {
@@ -514,5 +525,55 @@ mod tests {
                 .len(),
             6
         );
+    }
+
+    /// Found by `tests/proptest_accounts.rs`: a user who left a service (`removal = "delete"`
+    /// with a grace period: the account is disabled and the time recorded) and came back
+    /// disabled (`enable = false`, so no `Enable` is planned) kept the recorded removal time; when
+    /// the user left again later, the account was deleted at once, without a grace period.
+    #[test]
+    fn a_user_back_in_the_service_forgets_the_removal_time() {
+        let mut m = Model::default();
+        let mut st = TargetState::default();
+        let pw = BTreeMap::new();
+        let input = |m: &Model, d: &BTreeMap<String, DesiredAccount>, st: &TargetState, now| {
+            plan_accounts(&AccountPlanInput {
+                service: ServiceKind::Nextcloud,
+                desired: d,
+                observed: &m.accounts,
+                state: st,
+                passwords: &pw,
+                removal: Removal::Delete,
+                removal_grace_period: 3600,
+                guard: Guard {
+                    max_percent: 100,
+                    force: false,
+                },
+                hold_removals: false,
+                now,
+            })
+        };
+        let with_bob = desired(&[("alice", true, "1 GB"), ("bob", true, "1 GB")]);
+        let p = input(&m, &with_bob, &st, 1000);
+        m.apply(&p, &mut st, &pw);
+        // bob leaves: disabled, the grace period starts.
+        let only_alice = desired(&[("alice", true, "1 GB")]);
+        let p = input(&m, &only_alice, &st, 2000);
+        assert_eq!(ops(&p), vec![("bob".into(), Op::Disable)]);
+        m.apply(&p, &mut st, &pw);
+        assert_eq!(st.accounts["bob"].removed_since, Some(2000));
+        // bob is back, disabled: the removal time is forgotten.
+        let bob_disabled = desired(&[("alice", true, "1 GB"), ("bob", false, "1 GB")]);
+        let p = input(&m, &bob_disabled, &st, 3000);
+        m.apply(&p, &mut st, &pw);
+        assert_eq!(st.accounts["bob"].removed_since, None);
+        assert!(input(&m, &bob_disabled, &st, 3000).is_empty());
+        // bob leaves again, long after the first time: a new grace period, no delete yet.
+        let p = input(&m, &only_alice, &st, 2000 + 10 * 3600);
+        assert_eq!(ops(&p), vec![("bob".into(), Op::Update)], "{p}");
+        assert!(p.changes[0]
+            .actions
+            .iter()
+            .all(|a| !matches!(a, AccountAction::Delete { .. })));
     }
 }
