@@ -27,7 +27,7 @@ use crate::core::members::MembersView;
 use crate::core::plan::{ObjectKind, Plan};
 use crate::core::policy::{password_source, Guard, PasswordSource};
 use crate::core::spec::{Spec, UserServiceSettings};
-use crate::core::state::Effect;
+use crate::core::state::{Effect, OwnedAccount, State, TargetState};
 use crate::engine::target::{Counters, ExecContext, Inputs, PlanContext, Target, TargetAction};
 use crate::http::{Http, HttpError, Response};
 use crate::secret::Secret;
@@ -334,6 +334,30 @@ pub fn effects(
     }
 }
 
+/// Brings paasd's record of one service in line with what was observed (the engine does this
+/// before every plan): records of accounts that are gone from the service (deleted by hand)
+/// are dropped, and accounts that carry paasd's marker but are not recorded (the state file was
+/// lost) are recorded again, under the user their key names. Without it, what paasd records
+/// about such an account (a password's fingerprint, a removal time) had nowhere to go, and a
+/// stale record made a hand-made account with the same key look owned. Pure.
+pub fn settle(observed: &[Account], state: &mut TargetState) {
+    state
+        .accounts
+        .retain(|_, o| observed.iter().any(|a| a.remote_id == o.remote_id));
+    for a in observed.iter().filter(|a| a.marked) {
+        if state.accounts.values().any(|o| o.remote_id == a.remote_id) {
+            continue;
+        }
+        state
+            .accounts
+            .entry(a.key.to_ascii_lowercase())
+            .or_insert_with(|| OwnedAccount {
+                remote_id: a.remote_id.clone(),
+                ..OwnedAccount::default()
+            });
+    }
+}
+
 /// A service as a target of the engine.
 pub struct AccountTarget<'a> {
     kind: ServiceKind,
@@ -382,6 +406,14 @@ impl<'a> Target for AccountTarget<'a> {
 
     fn observe(&self) -> BoxFuture<'_, Result<Vec<Account>, ServiceError>> {
         async move { self.backend()?.observe().await }.boxed()
+    }
+
+    fn settle(&self, observed: &Vec<Account>, state: &mut State) {
+        let t = state.targets.entry(self.kind).or_default();
+        settle(observed, t);
+        if t.accounts.is_empty() {
+            state.targets.remove(&self.kind);
+        }
     }
 
     fn desired(&self, inputs: &Inputs<'_>) -> DesiredAccounts {

@@ -317,6 +317,7 @@ pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::state::OwnedAccount;
     use crate::targets::accounts::simulate;
     use std::collections::BTreeSet;
 
@@ -575,5 +576,121 @@ mod tests {
             .actions
             .iter()
             .all(|a| !matches!(a, AccountAction::Delete { .. })));
+    }
+
+    /// One run of the engine on GitLab's accounts: settle, plan, apply.
+    fn gitlab_run(
+        accounts: &mut Vec<Account>,
+        st: &mut TargetState,
+        d: &BTreeMap<String, DesiredAccount>,
+        pw: &BTreeMap<String, DesiredPassword>,
+        now: u64,
+    ) -> AccountPlan {
+        crate::targets::accounts::settle(accounts, st);
+        let p = plan_accounts(&AccountPlanInput {
+            service: ServiceKind::Gitlab,
+            desired: d,
+            observed: accounts,
+            state: st,
+            passwords: pw,
+            removal: Removal::Delete,
+            removal_grace_period: 3600,
+            guard: Guard {
+                max_percent: 100,
+                force: false,
+            },
+            hold_removals: false,
+            now,
+        });
+        let done = simulate::apply(ServiceKind::Gitlab, &p, accounts, st, pw);
+        assert!(done.refused.is_empty(), "{:?}", done.refused);
+        p
+    }
+
+    /// Found by `tests/proptest_accounts.rs`: a GitLab account carrying paasd's marker but not
+    /// in the state (the state file was lost) is owned, yet what paasd records about it had
+    /// nowhere to go (`State::record` updates only recorded accounts): an enforced password was
+    /// written again on every run, and when the user left under `removal = "delete"` with a
+    /// grace period, the removal time was never kept, so the account was never deleted.
+    /// `accounts::settle` (the engine runs it before every plan) records such accounts again.
+    #[test]
+    fn marked_accounts_missing_from_the_state_are_recorded_again() {
+        let mut accounts = vec![Account {
+            remote_id: "7".into(),
+            key: "alice".into(),
+            enabled: true,
+            fields: [("quota".to_string(), "1 GB".to_string())].into(),
+            marked: true,
+            ..Account::default()
+        }];
+        let mut st = TargetState::default();
+        let mut pw = BTreeMap::new();
+        pw.insert("alice".to_string(), known("f1", PasswordMode::Enforce));
+        let mut d = desired(&[("alice", true, "1 GB")]);
+        d.values_mut().for_each(|a| {
+            a.groups.clear();
+            a.managed_groups.clear();
+        });
+        let p = gitlab_run(&mut accounts, &mut st, &d, &pw, 1000);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Update)], "{p}");
+        assert_eq!(
+            st.accounts["alice"].password_fingerprint.as_deref(),
+            Some("f1")
+        );
+        let p = gitlab_run(&mut accounts, &mut st, &d, &pw, 1000);
+        assert!(p.is_empty(), "the password is written once: {p}");
+
+        // alice leaves; the state file is lost again.
+        let none = BTreeMap::new();
+        st = TargetState::default();
+        let p = gitlab_run(&mut accounts, &mut st, &none, &pw, 2000);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Disable)], "{p}");
+        assert_eq!(st.accounts["alice"].removed_since, Some(2000));
+        assert!(gitlab_run(&mut accounts, &mut st, &none, &pw, 3000).is_empty());
+        let p = gitlab_run(&mut accounts, &mut st, &none, &pw, 2000 + 3600);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Delete)], "{p}");
+        assert!(accounts.is_empty());
+    }
+
+    /// Found by `tests/proptest_accounts.rs`: a state record of an account deleted by hand made
+    /// a hand-made account with the same key look owned: it was changed as `update` instead of
+    /// being adopted, its id was never recorded, the recorded fingerprint of the deleted account
+    /// stood for its password (so an enforced password was not set), and the stale record counted
+    /// as a managed account for the mass-removal guard. `accounts::settle` drops such records.
+    #[test]
+    fn records_of_accounts_deleted_by_hand_are_dropped() {
+        let mut accounts = vec![Account {
+            remote_id: "9".into(),
+            key: "Alice".into(),
+            enabled: true,
+            fields: [("quota".to_string(), "1 GB".to_string())].into(),
+            ..Account::default()
+        }];
+        let mut st = TargetState::default();
+        st.accounts.insert(
+            "alice".into(),
+            OwnedAccount {
+                remote_id: "3".into(),
+                created: true,
+                password_fingerprint: Some("f1".into()),
+                removed_since: None,
+            },
+        );
+        let mut pw = BTreeMap::new();
+        pw.insert("alice".to_string(), known("f1", PasswordMode::Enforce));
+        let mut d = desired(&[("alice", true, "1 GB")]);
+        d.values_mut().for_each(|a| {
+            a.groups.clear();
+            a.managed_groups.clear();
+        });
+        let p = gitlab_run(&mut accounts, &mut st, &d, &pw, 1000);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Adopt)], "{p}");
+        assert!(p.changes[0]
+            .actions
+            .iter()
+            .any(|a| matches!(a, AccountAction::SetPassword { .. })));
+        assert_eq!(st.accounts["alice"].remote_id, "9");
+        assert!(!st.accounts["alice"].created);
+        assert!(gitlab_run(&mut accounts, &mut st, &d, &pw, 1000).is_empty());
     }
 }
