@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs each cargo-fuzz target for SECONDS (default 30): spec_parse and plan_converges.
+# Runs each cargo-fuzz target for SECONDS (default 30): spec_parse, plan_converges and
+# accounts_converge.
 # Needs cargo-fuzz and a nightly toolchain; without them it says why and exits 0.
 # Usage: scripts/fuzz.sh [SECONDS]
 set -euo pipefail
@@ -13,7 +14,7 @@ cargo fuzz --help >/dev/null 2>&1 || skip "cargo-fuzz is not installed (cargo in
 cargo +nightly --version >/dev/null 2>&1 || skip "no nightly toolchain (rustup toolchain install nightly)"
 
 status=0
-for target in spec_parse plan_converges; do
+for target in spec_parse plan_converges accounts_converge; do
   echo "=== fuzz $target for ${secs}s ==="
   # Work on a copy of the committed seed corpus, so a run does not add files to the repository.
   work="$(mktemp -d)"

@@ -24,6 +24,9 @@ pub struct Capabilities {
     pub passwords: bool,
     /// Accounts can be disabled (else `removal = "disable"` changes nothing there).
     pub disable: bool,
+    /// The service keeps paasd's marker on an account (GitLab's custom attributes): accounts
+    /// paasd creates or adopts carry it, so their ownership survives the loss of the state file.
+    pub marker: bool,
 }
 
 impl ServiceKind {
@@ -68,10 +71,17 @@ impl ServiceKind {
             ServiceKind::Vaultwarden => Capabilities {
                 passwords: false,
                 disable: true,
+                marker: false,
+            },
+            ServiceKind::Gitlab => Capabilities {
+                passwords: true,
+                disable: true,
+                marker: true,
             },
             _ => Capabilities {
                 passwords: true,
                 disable: true,
+                marker: false,
             },
         }
     }

@@ -12,6 +12,7 @@
 
 pub mod members;
 pub mod plan;
+pub mod simulate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,7 +27,7 @@ use crate::core::members::MembersView;
 use crate::core::plan::{ObjectKind, Plan};
 use crate::core::policy::{password_source, Guard, PasswordSource};
 use crate::core::spec::{Spec, UserServiceSettings};
-use crate::core::state::Effect;
+use crate::core::state::{Effect, OwnedAccount, State, TargetState};
 use crate::engine::target::{Counters, ExecContext, Inputs, PlanContext, Target, TargetAction};
 use crate::http::{Http, HttpError, Response};
 use crate::secret::Secret;
@@ -292,6 +293,85 @@ pub struct DesiredAccounts {
     pub hold_removals: bool,
 }
 
+/// What carrying out `action` in `service` did, for paasd's state, once the service answered
+/// `done`: ownership of a created, marked or re-enabled account (with the service's id), the
+/// fingerprint of the password sent with it (`password`: the fingerprint of the desired password,
+/// when one was sent), a deletion, a removal time. Pure, so that [`AccountTarget`] and the model
+/// in [`simulate`] record exactly the same effects.
+pub fn effects(
+    service: ServiceKind,
+    action: &AccountAction,
+    done: Executed,
+    password: Option<&str>,
+) -> Vec<Effect> {
+    let target = TargetId::Service(service);
+    let user = action.user().to_string();
+    let password_set = |fingerprint: &str| Effect::PasswordApplied {
+        target,
+        user: user.clone(),
+        fingerprint: fingerprint.to_string(),
+        written: true,
+    };
+    let owned = |remote_id: String, created: bool| Effect::AccountOwned {
+        service,
+        user: user.clone(),
+        remote_id,
+        created,
+    };
+    match action {
+        AccountAction::Create {
+            key, with_password, ..
+        } => {
+            let mut e = vec![owned(done.remote_id.unwrap_or_else(|| key.clone()), true)];
+            if let (true, Some(fp)) = (*with_password, password) {
+                e.push(password_set(fp));
+            }
+            e
+        }
+        AccountAction::Mark { remote_id, .. } | AccountAction::Enable { remote_id, .. } => {
+            vec![owned(remote_id.clone(), false)]
+        }
+        AccountAction::SetPassword { .. } => match password {
+            Some(fp) => vec![password_set(fp)],
+            None => vec![Effect::Changed],
+        },
+        AccountAction::Delete { .. } => vec![Effect::Deleted {
+            target,
+            user: user.clone(),
+        }],
+        AccountAction::MarkRemoved { since, .. } => vec![Effect::RemovedSince {
+            target,
+            user: user.clone(),
+            since: (*since != 0).then_some(*since),
+        }],
+        _ => vec![Effect::Changed],
+    }
+}
+
+/// Brings paasd's record of one service in line with what was observed (the engine does this
+/// before every plan): records of accounts that are gone from the service (deleted by hand)
+/// are dropped, and accounts that carry paasd's marker but are not recorded (the state file was
+/// lost) are recorded again, under the user their key names. Without it, what paasd records
+/// about such an account (a password's fingerprint, a removal time) had nowhere to go, and a
+/// stale record made a hand-made account with the same key look owned. Pure.
+pub fn settle(observed: &[Account], state: &mut TargetState) {
+    state
+        .accounts
+        .retain(|_, o| observed.iter().any(|a| a.remote_id == o.remote_id));
+    for a in observed.iter().filter(|a| a.marked) {
+        if state.accounts.values().any(|o| o.remote_id == a.remote_id) {
+            continue;
+        }
+        state
+            .accounts
+            .entry(a.key.to_ascii_lowercase())
+            .or_insert_with(|| OwnedAccount {
+                remote_id: a.remote_id.clone(),
+                ..OwnedAccount::default()
+            });
+    }
+}
+
 /// A service as a target of the engine.
 pub struct AccountTarget<'a> {
     kind: ServiceKind,
@@ -340,6 +420,14 @@ impl<'a> Target for AccountTarget<'a> {
 
     fn observe(&self) -> BoxFuture<'_, Result<Vec<Account>, ServiceError>> {
         async move { self.backend()?.observe().await }.boxed()
+    }
+
+    fn settle(&self, observed: &Vec<Account>, state: &mut State) {
+        let t = state.targets.entry(self.kind).or_default();
+        settle(observed, t);
+        if t.accounts.is_empty() {
+            state.targets.remove(&self.kind);
+        }
     }
 
     fn desired(&self, inputs: &Inputs<'_>) -> DesiredAccounts {
@@ -434,56 +522,16 @@ impl<'a> Target for AccountTarget<'a> {
         cx: &'b ExecContext<'b>,
     ) -> BoxFuture<'b, Result<Vec<Effect>, ServiceError>> {
         async move {
-            let target = self.target();
-            let user = action.user().to_string();
-            if let AccountAction::MarkRemoved { since, .. } = action {
-                return Ok(vec![Effect::RemovedSince {
-                    target,
-                    user,
-                    since: (*since != 0).then_some(*since),
-                }]);
+            if let AccountAction::MarkRemoved { .. } = action {
+                // State only: nothing is sent.
+                return Ok(effects(self.kind, action, Executed::default(), None));
             }
-            let password = cx.password(&user);
+            let password = cx.password(action.user());
             let done = self
                 .backend()?
                 .execute(action, password.map(|(s, _)| s))
                 .await?;
-            let password_set = |fingerprint: &str| Effect::PasswordApplied {
-                target,
-                user: user.clone(),
-                fingerprint: fingerprint.to_string(),
-                written: true,
-            };
-            let owned = |remote_id: String, created: bool| Effect::AccountOwned {
-                service: self.kind,
-                user: user.clone(),
-                remote_id,
-                created,
-            };
-            let effects = match action {
-                AccountAction::Create {
-                    key, with_password, ..
-                } => {
-                    let mut e = vec![owned(done.remote_id.unwrap_or_else(|| key.clone()), true)];
-                    if let (true, Some((_, fp))) = (*with_password, password) {
-                        e.push(password_set(fp));
-                    }
-                    e
-                }
-                AccountAction::Mark { remote_id, .. } | AccountAction::Enable { remote_id, .. } => {
-                    vec![owned(remote_id.clone(), false)]
-                }
-                AccountAction::SetPassword { .. } => match password {
-                    Some((_, fp)) => vec![password_set(fp)],
-                    None => vec![Effect::Changed],
-                },
-                AccountAction::Delete { .. } => vec![Effect::Deleted {
-                    target,
-                    user: user.clone(),
-                }],
-                _ => vec![Effect::Changed],
-            };
-            Ok(effects)
+            Ok(effects(self.kind, action, done, password.map(|(_, fp)| fp)))
         }
         .boxed()
     }

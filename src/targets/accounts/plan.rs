@@ -201,6 +201,17 @@ pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
                         }
                     }
                 }
+                let enables = actions
+                    .iter()
+                    .any(|x| matches!(x, AccountAction::Enable { .. }));
+                if owned.is_some_and(|o| o.removed_since.is_some()) && !enables {
+                    // Back in the service: forget when the user left it, so that a later
+                    // removal starts its grace period anew (an `Enable` forgets it too).
+                    actions.push(AccountAction::MarkRemoved {
+                        user: user.clone(),
+                        since: 0,
+                    });
+                }
                 if actions.is_empty() {
                     out.unchanged_users += 1;
                 } else {
@@ -307,14 +318,13 @@ pub fn plan_accounts(input: &AccountPlanInput<'_>) -> AccountPlan {
 mod tests {
     use super::*;
     use crate::core::state::OwnedAccount;
+    use crate::targets::accounts::simulate;
     use std::collections::BTreeSet;
 
-    /// A service with accounts in memory: applies account actions like a real one would.
+    /// Nextcloud's accounts in memory: plans are applied by the pure model of a service.
     #[derive(Default)]
     struct Model {
         accounts: Vec<Account>,
-        next: u32,
-        writes: usize,
     }
 
     impl Model {
@@ -324,108 +334,14 @@ mod tests {
             state: &mut TargetState,
             passwords: &BTreeMap<String, DesiredPassword>,
         ) {
-            for c in &plan.changes {
-                for a in &c.actions {
-                    if !matches!(a, AccountAction::MarkRemoved { .. }) {
-                        self.writes += 1;
-                    }
-                    let fp = match passwords.get(a.user()) {
-                        Some(DesiredPassword::Known { fingerprint, .. }) => {
-                            Some(fingerprint.clone())
-                        }
-                        _ => None,
-                    };
-                    match a {
-                        AccountAction::Create {
-                            user,
-                            key,
-                            enabled,
-                            fields,
-                            groups,
-                            with_password,
-                        } => {
-                            self.next += 1;
-                            let rid = format!("id{}", self.next);
-                            self.accounts.push(Account {
-                                remote_id: rid.clone(),
-                                key: key.clone(),
-                                enabled: *enabled,
-                                fields: fields.clone(),
-                                groups: groups.clone(),
-                                marked: false,
-                            });
-                            state.accounts.insert(
-                                user.clone(),
-                                OwnedAccount {
-                                    remote_id: rid,
-                                    created: true,
-                                    password_fingerprint: if *with_password { fp } else { None },
-                                    removed_since: None,
-                                },
-                            );
-                        }
-                        AccountAction::Update {
-                            remote_id, fields, ..
-                        } => {
-                            let acc = self
-                                .accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists");
-                            acc.fields.extend(fields.clone());
-                        }
-                        AccountAction::AddToGroup {
-                            remote_id, group, ..
-                        } => {
-                            self.accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists")
-                                .groups
-                                .insert(group.clone());
-                        }
-                        AccountAction::RemoveFromGroup {
-                            remote_id, group, ..
-                        } => {
-                            self.accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists")
-                                .groups
-                                .remove(group);
-                        }
-                        AccountAction::SetPassword { user, .. } => {
-                            state
-                                .accounts
-                                .get_mut(user)
-                                .expect("owned")
-                                .password_fingerprint = fp;
-                        }
-                        AccountAction::Disable { remote_id, .. }
-                        | AccountAction::Enable { remote_id, .. } => {
-                            let on = matches!(a, AccountAction::Enable { .. });
-                            self.accounts
-                                .iter_mut()
-                                .find(|x| &x.remote_id == remote_id)
-                                .expect("exists")
-                                .enabled = on;
-                        }
-                        AccountAction::Mark { user, remote_id } => {
-                            state.accounts.entry(user.clone()).or_default().remote_id =
-                                remote_id.clone();
-                        }
-                        AccountAction::Delete { user, remote_id } => {
-                            self.accounts.retain(|x| &x.remote_id != remote_id);
-                            state.accounts.remove(user);
-                        }
-                        AccountAction::MarkRemoved { user, since } => {
-                            if let Some(o) = state.accounts.get_mut(user) {
-                                o.removed_since = (*since != 0).then_some(*since);
-                            }
-                        }
-                    }
-                }
-            }
+            let done = simulate::apply(
+                ServiceKind::Nextcloud,
+                plan,
+                &mut self.accounts,
+                state,
+                passwords,
+            );
+            assert!(done.refused.is_empty(), "{:?}", done.refused);
         }
     }
 
@@ -510,7 +426,6 @@ mod tests {
             Some("f1")
         );
 
-        m.writes = 0;
         let p = run(&m, &d, &st, &pw, Removal::Disable, false);
         assert!(
             p.changes.is_empty(),
@@ -611,5 +526,171 @@ mod tests {
                 .len(),
             6
         );
+    }
+
+    /// Found by `tests/proptest_accounts.rs`: a user who left a service (`removal = "delete"`
+    /// with a grace period: the account is disabled and the time recorded) and came back
+    /// disabled (`enable = false`, so no `Enable` is planned) kept the recorded removal time; when
+    /// the user left again later, the account was deleted at once, without a grace period.
+    #[test]
+    fn a_user_back_in_the_service_forgets_the_removal_time() {
+        let mut m = Model::default();
+        let mut st = TargetState::default();
+        let pw = BTreeMap::new();
+        let input = |m: &Model, d: &BTreeMap<String, DesiredAccount>, st: &TargetState, now| {
+            plan_accounts(&AccountPlanInput {
+                service: ServiceKind::Nextcloud,
+                desired: d,
+                observed: &m.accounts,
+                state: st,
+                passwords: &pw,
+                removal: Removal::Delete,
+                removal_grace_period: 3600,
+                guard: Guard {
+                    max_percent: 100,
+                    force: false,
+                },
+                hold_removals: false,
+                now,
+            })
+        };
+        let with_bob = desired(&[("alice", true, "1 GB"), ("bob", true, "1 GB")]);
+        let p = input(&m, &with_bob, &st, 1000);
+        m.apply(&p, &mut st, &pw);
+        // bob leaves: disabled, the grace period starts.
+        let only_alice = desired(&[("alice", true, "1 GB")]);
+        let p = input(&m, &only_alice, &st, 2000);
+        assert_eq!(ops(&p), vec![("bob".into(), Op::Disable)]);
+        m.apply(&p, &mut st, &pw);
+        assert_eq!(st.accounts["bob"].removed_since, Some(2000));
+        // bob is back, disabled: the removal time is forgotten.
+        let bob_disabled = desired(&[("alice", true, "1 GB"), ("bob", false, "1 GB")]);
+        let p = input(&m, &bob_disabled, &st, 3000);
+        m.apply(&p, &mut st, &pw);
+        assert_eq!(st.accounts["bob"].removed_since, None);
+        assert!(input(&m, &bob_disabled, &st, 3000).is_empty());
+        // bob leaves again, long after the first time: a new grace period, no delete yet.
+        let p = input(&m, &only_alice, &st, 2000 + 10 * 3600);
+        assert_eq!(ops(&p), vec![("bob".into(), Op::Update)], "{p}");
+        assert!(p.changes[0]
+            .actions
+            .iter()
+            .all(|a| !matches!(a, AccountAction::Delete { .. })));
+    }
+
+    /// One run of the engine on GitLab's accounts: settle, plan, apply.
+    fn gitlab_run(
+        accounts: &mut Vec<Account>,
+        st: &mut TargetState,
+        d: &BTreeMap<String, DesiredAccount>,
+        pw: &BTreeMap<String, DesiredPassword>,
+        now: u64,
+    ) -> AccountPlan {
+        crate::targets::accounts::settle(accounts, st);
+        let p = plan_accounts(&AccountPlanInput {
+            service: ServiceKind::Gitlab,
+            desired: d,
+            observed: accounts,
+            state: st,
+            passwords: pw,
+            removal: Removal::Delete,
+            removal_grace_period: 3600,
+            guard: Guard {
+                max_percent: 100,
+                force: false,
+            },
+            hold_removals: false,
+            now,
+        });
+        let done = simulate::apply(ServiceKind::Gitlab, &p, accounts, st, pw);
+        assert!(done.refused.is_empty(), "{:?}", done.refused);
+        p
+    }
+
+    /// Found by `tests/proptest_accounts.rs`: a GitLab account carrying paasd's marker but not
+    /// in the state (the state file was lost) is owned, yet what paasd records about it had
+    /// nowhere to go (`State::record` updates only recorded accounts): an enforced password was
+    /// written again on every run, and when the user left under `removal = "delete"` with a
+    /// grace period, the removal time was never kept, so the account was never deleted.
+    /// `accounts::settle` (the engine runs it before every plan) records such accounts again.
+    #[test]
+    fn marked_accounts_missing_from_the_state_are_recorded_again() {
+        let mut accounts = vec![Account {
+            remote_id: "7".into(),
+            key: "alice".into(),
+            enabled: true,
+            fields: [("quota".to_string(), "1 GB".to_string())].into(),
+            marked: true,
+            ..Account::default()
+        }];
+        let mut st = TargetState::default();
+        let mut pw = BTreeMap::new();
+        pw.insert("alice".to_string(), known("f1", PasswordMode::Enforce));
+        let mut d = desired(&[("alice", true, "1 GB")]);
+        d.values_mut().for_each(|a| {
+            a.groups.clear();
+            a.managed_groups.clear();
+        });
+        let p = gitlab_run(&mut accounts, &mut st, &d, &pw, 1000);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Update)], "{p}");
+        assert_eq!(
+            st.accounts["alice"].password_fingerprint.as_deref(),
+            Some("f1")
+        );
+        let p = gitlab_run(&mut accounts, &mut st, &d, &pw, 1000);
+        assert!(p.is_empty(), "the password is written once: {p}");
+
+        // alice leaves; the state file is lost again.
+        let none = BTreeMap::new();
+        st = TargetState::default();
+        let p = gitlab_run(&mut accounts, &mut st, &none, &pw, 2000);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Disable)], "{p}");
+        assert_eq!(st.accounts["alice"].removed_since, Some(2000));
+        assert!(gitlab_run(&mut accounts, &mut st, &none, &pw, 3000).is_empty());
+        let p = gitlab_run(&mut accounts, &mut st, &none, &pw, 2000 + 3600);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Delete)], "{p}");
+        assert!(accounts.is_empty());
+    }
+
+    /// Found by `tests/proptest_accounts.rs`: a state record of an account deleted by hand made
+    /// a hand-made account with the same key look owned: it was changed as `update` instead of
+    /// being adopted, its id was never recorded, the recorded fingerprint of the deleted account
+    /// stood for its password (so an enforced password was not set), and the stale record counted
+    /// as a managed account for the mass-removal guard. `accounts::settle` drops such records.
+    #[test]
+    fn records_of_accounts_deleted_by_hand_are_dropped() {
+        let mut accounts = vec![Account {
+            remote_id: "9".into(),
+            key: "Alice".into(),
+            enabled: true,
+            fields: [("quota".to_string(), "1 GB".to_string())].into(),
+            ..Account::default()
+        }];
+        let mut st = TargetState::default();
+        st.accounts.insert(
+            "alice".into(),
+            OwnedAccount {
+                remote_id: "3".into(),
+                created: true,
+                password_fingerprint: Some("f1".into()),
+                removed_since: None,
+            },
+        );
+        let mut pw = BTreeMap::new();
+        pw.insert("alice".to_string(), known("f1", PasswordMode::Enforce));
+        let mut d = desired(&[("alice", true, "1 GB")]);
+        d.values_mut().for_each(|a| {
+            a.groups.clear();
+            a.managed_groups.clear();
+        });
+        let p = gitlab_run(&mut accounts, &mut st, &d, &pw, 1000);
+        assert_eq!(ops(&p), vec![("alice".into(), Op::Adopt)], "{p}");
+        assert!(p.changes[0]
+            .actions
+            .iter()
+            .any(|a| matches!(a, AccountAction::SetPassword { .. })));
+        assert_eq!(st.accounts["alice"].remote_id, "9");
+        assert!(!st.accounts["alice"].created);
+        assert!(gitlab_run(&mut accounts, &mut st, &d, &pw, 1000).is_empty());
     }
 }
