@@ -147,6 +147,10 @@ in
           out = machine.succeed("paasctl status")
           print(out)
           assert "nextcloud" in out and "alice" in out, out
+          # every configured target is in the status, per user: alice is in sync in Nextcloud too
+          machine.succeed(
+              "paasctl status --json | jq -e '.targets.nextcloud.ok == true and .users.alice.nextcloud.state == \"ok\"'"
+          )
 
       with subtest("no password reaches the journal"):
           for secret in ["${ncAdminPassword}", "${t.initialPasswords.alice}", "${t.initialPasswords.bob}"]:
