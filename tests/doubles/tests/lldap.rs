@@ -1176,3 +1176,487 @@ async fn missing_contract_fails_loudly() {
     );
     assert!(msg.contains("PAAS_CONTRACTS"), "{msg}");
 }
+
+// ---- LDAP search ------------------------------------------------------------------------------
+
+const BASE: &str = "dc=example,dc=com";
+const PEOPLE: &str = "ou=people,dc=example,dc=com";
+const GROUPS: &str = "ou=groups,dc=example,dc=com";
+
+/// A search: (result code, diagnostic message, entries, size in the paged-results control).
+async fn ldap_search(
+    ldap: &mut ldap3::Ldap,
+    base: &str,
+    scope: ldap3::Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> (u32, String, Vec<ldap3::SearchEntry>, Option<i32>) {
+    let ldap3::SearchResult(entries, res) = ldap
+        .search(base, scope, filter, attrs.to_vec())
+        .await
+        .expect("search");
+    let paged = res
+        .ctrls
+        .iter()
+        .find(|c| c.1.ctype == "1.2.840.113556.1.4.319")
+        .map(|c| c.1.parse::<ldap3::controls::PagedResults>().size);
+    (
+        res.rc,
+        res.text,
+        entries
+            .into_iter()
+            .map(ldap3::SearchEntry::construct)
+            .collect(),
+        paged,
+    )
+}
+
+fn dns(entries: &[ldap3::SearchEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.dn.clone()).collect()
+}
+
+/// admin, bob (devs), carol (devs, ops; paasd-managed), dave (no group), rita (read-only).
+async fn directory() -> LldapDouble {
+    let d = start().await;
+    d.add_user_attribute("paasd-managed", AttributeType::String, false)
+        .unwrap();
+    d.seed_user(SeedUser {
+        display_name: Some("Bob Builder".into()),
+        first_name: Some("Bob".into()),
+        last_name: Some("Builder".into()),
+        password: Some("bobpw".into()),
+        groups: vec!["devs".into()],
+        ..SeedUser::new("bob", "Bob@Example.com")
+    })
+    .unwrap();
+    d.seed_user(SeedUser {
+        groups: vec!["devs".into(), "ops".into()],
+        attributes: [("paasd-managed".to_owned(), vec!["yes".to_owned()])].into(),
+        ..SeedUser::new("carol", "carol@example.com")
+    })
+    .unwrap();
+    d.seed_user(SeedUser::new("dave", "dave@example.com"))
+        .unwrap();
+    d.seed_user(SeedUser {
+        password: Some("ritapw".into()),
+        groups: vec!["lldap_strict_readonly".into()],
+        ..SeedUser::new("rita", "rita@example.com")
+    })
+    .unwrap();
+    d
+}
+
+async fn bound(d: &LldapDouble, user: &str, pw: &str) -> ldap3::Ldap {
+    let mut ldap = ldap_conn(d).await;
+    ldap.simple_bind(&d.user_dn(user), pw)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap
+}
+
+#[tokio::test]
+async fn ldap_search_users_like_lldap() {
+    use ldap3::Scope::{Base, OneLevel, Subtree};
+    let d = directory().await;
+    let mut ldap = bound(&d, "admin", ADMIN_PW).await;
+
+    let attrs = [
+        "uid",
+        "mail",
+        "cn",
+        "givenName",
+        "sn",
+        "memberOf",
+        "paasd-managed",
+        "objectClass",
+    ];
+    let (rc, _, users, paged) =
+        ldap_search(&mut ldap, PEOPLE, Subtree, "(objectClass=person)", &attrs).await;
+    assert_eq!(rc, 0);
+    assert_eq!(
+        dns(&users),
+        ["admin", "bob", "carol", "dave", "rita"].map(|u| format!("uid={u},{PEOPLE}"))
+    );
+    assert_eq!(
+        paged,
+        Some(5),
+        "LLDAP's paged-results control with the count"
+    );
+    let bob = &users[1];
+    assert_eq!(bob.attrs["uid"], ["bob"]);
+    assert_eq!(bob.attrs["mail"], ["Bob@Example.com"]);
+    assert_eq!(bob.attrs["cn"], ["Bob Builder"]);
+    assert_eq!(bob.attrs["givenName"], ["Bob"]);
+    assert_eq!(bob.attrs["sn"], ["Builder"]);
+    assert_eq!(bob.attrs["memberOf"], [format!("cn=devs,{GROUPS}")]);
+    assert_eq!(
+        bob.attrs["objectClass"],
+        ["inetOrgPerson", "posixAccount", "mailAccount", "person"]
+    );
+    assert!(!bob.attrs.contains_key("paasd-managed"));
+    let carol = &users[2];
+    assert_eq!(carol.attrs["paasd-managed"], ["yes"]);
+    assert_eq!(
+        carol.attrs["memberOf"],
+        [format!("cn=devs,{GROUPS}"), format!("cn=ops,{GROUPS}")]
+    );
+    // No display name / first name: the attribute is left out; no group: memberOf has no value.
+    assert!(!carol.attrs.contains_key("cn") && !carol.attrs.contains_key("givenName"));
+    assert!(users[3].attrs.get("memberOf").is_none_or(Vec::is_empty));
+
+    let uids = |entries: &[ldap3::SearchEntry]| -> Vec<String> {
+        entries.iter().map(|e| e.attrs["uid"][0].clone()).collect()
+    };
+    for (filter, expect) in [
+        ("(uid=b*)", vec!["bob"]),
+        (
+            "(&(objectClass=inetOrgPerson)(uid=*a*))",
+            vec!["admin", "carol", "dave", "rita"],
+        ),
+        ("(paasd-managed=*)", vec!["carol"]),
+        // LLDAP tries the value and its lower-case form.
+        ("(paasd-managed=YES)", vec!["carol"]),
+        ("(paasd-managed=no)", vec![]),
+        ("(|(uid=Bob)(uid=carol))", vec!["bob", "carol"]),
+        ("(!(uid=bob))", vec!["admin", "carol", "dave", "rita"]),
+        (
+            &format!("(memberOf=cn=devs,{GROUPS})"),
+            vec!["bob", "carol"],
+        ),
+        ("(memberOf=ops)", vec!["carol"]),
+        ("(mail=BOB@example.COM)", vec!["bob"]),
+        ("(cn=Bob Builder)", vec!["bob"]),
+        ("(cn=bob builder)", vec![]),
+        ("(objectClass=groupOfNames)", vec![]),
+        ("(mail=*)", vec!["admin", "bob", "carol", "dave", "rita"]),
+        // An attribute LLDAP does not know matches nothing, silently.
+        ("(shoeSize=42)", vec![]),
+        ("(|(shoeSize=42)(uid=dave))", vec!["dave"]),
+        (&format!("(entryDN=uid=rita,{PEOPLE})"), vec!["rita"]),
+    ] {
+        let (rc, msg, entries, _) =
+            ldap_search(&mut ldap, PEOPLE, OneLevel, filter, &["uid"]).await;
+        assert_eq!((rc, msg.as_str()), (0, ""), "{filter}");
+        assert_eq!(uids(&entries), expect, "{filter}");
+    }
+
+    // Attribute names are case-insensitive and answered in the spelling asked for.
+    let (_, _, e, _) = ldap_search(&mut ldap, PEOPLE, Subtree, "(uid=bob)", &["MAIL", "UID"]).await;
+    assert_eq!(e[0].attrs["MAIL"], ["Bob@Example.com"]);
+    assert_eq!(e[0].attrs.len(), 2);
+    // RFC 4511: `1.1` asks for no attribute; none asks for all (LLDAP's default set, in its
+    // own spelling, plus the custom attributes; not memberOf).
+    let (_, _, e, _) = ldap_search(&mut ldap, PEOPLE, Subtree, "(uid=carol)", &["1.1"]).await;
+    assert!(e[0].attrs.is_empty() && e[0].bin_attrs.is_empty());
+    let (_, _, e, _) = ldap_search(&mut ldap, PEOPLE, Subtree, "(uid=carol)", &[]).await;
+    let mut names: Vec<&str> = e[0].attrs.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "createtimestamp",
+            "entryuuid",
+            "mail",
+            "objectclass",
+            "paasd-managed",
+            "uid"
+        ]
+    );
+    let (_, _, e, _) = ldap_search(
+        &mut ldap,
+        PEOPLE,
+        Subtree,
+        "(uid=carol)",
+        &["*", "memberOf"],
+    )
+    .await;
+    assert!(e[0].attrs.contains_key("memberOf") && e[0].attrs.contains_key("uid"));
+
+    // Bases: a user DN, the organizational unit itself, outside the tree.
+    let (rc, _, e, _) = ldap_search(
+        &mut ldap,
+        &d.user_dn("bob"),
+        Base,
+        "(objectClass=*)",
+        &["uid"],
+    )
+    .await;
+    assert_eq!((rc, dns(&e)), (0, vec![format!("uid=bob,{PEOPLE}")]));
+    let (rc, _, e, _) = ldap_search(&mut ldap, PEOPLE, Base, "(uid=nobody)", &["uid"]).await;
+    assert_eq!((rc, dns(&e)), (0, vec![PEOPLE.to_owned()]));
+    assert_eq!(e[0].attrs["objectClass"], ["top", "organizationalUnit"]);
+    let (rc, ..) = ldap_search(&mut ldap, &d.user_dn("ghost"), Base, "(objectClass=*)", &[]).await;
+    assert_eq!(rc, 32, "noSuchObject for an empty base-scope search");
+    let (rc, _, e, _) = ldap_search(
+        &mut ldap,
+        "dc=other,dc=org",
+        Subtree,
+        "(objectClass=*)",
+        &[],
+    )
+    .await;
+    assert_eq!((rc, e.len()), (0, 0));
+
+    // What LLDAP refuses: unwillingToPerform (53).
+    for filter in [
+        "(uid>=a)",
+        "(uid~=bob)",
+        "(memberOf=*devs*)",
+        "(paasd-managed=y*)",
+    ] {
+        let (rc, msg, e, _) = ldap_search(&mut ldap, PEOPLE, Subtree, filter, &["uid"]).await;
+        assert_eq!((rc, e.len()), (53, 0), "{filter}: {msg}");
+    }
+    let (_, msg, ..) = ldap_search(&mut ldap, PEOPLE, Subtree, "(uid>=a)", &["uid"]).await;
+    assert_eq!(
+        msg,
+        r#"Unsupported user filter: GreaterOrEqual("uid", "a")"#
+    );
+
+    // The root DSE needs no bind.
+    let mut anon = ldap_conn(&d).await;
+    let (rc, _, e, _) = ldap_search(&mut anon, "", Base, "(objectClass=*)", &["vendorName"]).await;
+    assert_eq!(
+        (rc, e[0].attrs["vendorName"].clone()),
+        (0, vec!["LLDAP".to_owned()])
+    );
+    let (rc, msg, ..) = ldap_search(&mut anon, PEOPLE, Subtree, "(uid=*)", &["uid"]).await;
+    assert_eq!((rc, msg.as_str()), (50, "No user currently bound"));
+    assert_eq!(d.stats().ldap_ops("search_failed"), 7);
+}
+
+#[tokio::test]
+async fn ldap_search_groups_and_both() {
+    use ldap3::Scope::Subtree;
+    let d = directory().await;
+    let mut ldap = bound(&d, "admin", ADMIN_PW).await;
+    let (rc, _, groups, _) = ldap_search(
+        &mut ldap,
+        GROUPS,
+        Subtree,
+        "(objectClass=groupOfUniqueNames)",
+        &["cn", "member", "uniqueMember", "objectClass"],
+    )
+    .await;
+    assert_eq!(rc, 0);
+    // Sorted by display name.
+    assert_eq!(
+        dns(&groups),
+        [
+            "devs",
+            "lldap_admin",
+            "lldap_password_manager",
+            "lldap_strict_readonly",
+            "ops"
+        ]
+        .map(|g| format!("cn={g},{GROUPS}"))
+    );
+    let devs = &groups[0];
+    let members = [format!("uid=bob,{PEOPLE}"), format!("uid=carol,{PEOPLE}")];
+    assert_eq!(devs.attrs["member"], members);
+    assert_eq!(devs.attrs["uniqueMember"], members);
+    assert_eq!(devs.attrs["cn"], ["devs"]);
+    assert_eq!(
+        devs.attrs["objectClass"],
+        ["groupOfUniqueNames", "groupOfNames"]
+    );
+
+    let cns = |entries: &[ldap3::SearchEntry]| -> Vec<String> { dns(entries) };
+    for (filter, expect) in [
+        (format!("(member=uid=carol,{PEOPLE})"), vec!["devs", "ops"]),
+        ("(uniqueMember=bob)".to_owned(), vec!["devs"]),
+        ("(cn=DEVS)".to_owned(), vec!["devs"]),
+        (
+            "(cn=lldap_*)".to_owned(),
+            vec![
+                "lldap_admin",
+                "lldap_password_manager",
+                "lldap_strict_readonly",
+            ],
+        ),
+        (
+            "(&(objectClass=groupOfNames)(!(cn=lldap_*)))".to_owned(),
+            vec!["devs", "ops"],
+        ),
+        ("(objectClass=person)".to_owned(), vec![]),
+    ] {
+        let (rc, msg, e, _) = ldap_search(&mut ldap, GROUPS, Subtree, &filter, &["cn"]).await;
+        assert_eq!((rc, msg.as_str()), (0, ""), "{filter}");
+        let expect: Vec<String> = expect.iter().map(|g| format!("cn={g},{GROUPS}")).collect();
+        assert_eq!(cns(&e), expect, "{filter}");
+    }
+
+    // The base DN searches users and groups (uid means the display name on groups).
+    let (rc, _, e, _) =
+        ldap_search(&mut ldap, BASE, Subtree, "(|(uid=bob)(cn=ops))", &["cn"]).await;
+    assert_eq!(rc, 0);
+    assert_eq!(
+        dns(&e),
+        [format!("uid=bob,{PEOPLE}"), format!("cn=ops,{GROUPS}")]
+    );
+    let (rc, _, e, _) = ldap_search(&mut ldap, BASE, Subtree, "(objectClass=*)", &["1.1"]).await;
+    assert_eq!((rc, e.len()), (0, 5 + 5));
+}
+
+#[tokio::test]
+async fn ldap_search_permissions_like_lldap() {
+    use ldap3::Scope::Subtree;
+    let d = directory().await;
+    // A regular user sees itself, and its groups with itself as the only member.
+    let mut bob = bound(&d, "bob", "bobpw").await;
+    let (rc, _, e, _) = ldap_search(&mut bob, PEOPLE, Subtree, "(objectClass=*)", &["uid"]).await;
+    assert_eq!((rc, dns(&e)), (0, vec![format!("uid=bob,{PEOPLE}")]));
+    let (rc, _, e, _) = ldap_search(&mut bob, GROUPS, Subtree, "(cn=*)", &["member"]).await;
+    assert_eq!((rc, dns(&e)), (0, vec![format!("cn=devs,{GROUPS}")]));
+    assert_eq!(e[0].attrs["member"], [format!("uid=bob,{PEOPLE}")]);
+    // The strict read-only group reads everything.
+    let mut rita = bound(&d, "rita", "ritapw").await;
+    let (_, _, e, _) = ldap_search(&mut rita, PEOPLE, Subtree, "(objectClass=*)", &["uid"]).await;
+    assert_eq!(e.len(), 5);
+    let (_, _, e, _) = ldap_search(&mut rita, GROUPS, Subtree, "(cn=devs)", &["member"]).await;
+    assert_eq!(e[0].attrs["member"].len(), 2);
+}
+
+fn any_user_id(n: usize) -> Value {
+    let eqs: Vec<Value> = (0..n)
+        .map(|i| json!({"eq": {"field": "user_id", "value": format!("seed{i:05}")}}))
+        .collect();
+    json!({ "any": eqs })
+}
+
+const USERS_BY_FILTER: &str = "query Users($f: RequestFilter) { users(filters: $f) { id } }";
+
+#[tokio::test]
+async fn deep_filters_fail_like_sqlite() {
+    let d = start().await;
+    d.seed_users(1000).unwrap();
+    let t = admin_token(&d).await;
+    let v = gql(&d, &t, USERS_BY_FILTER, json!({"f": any_user_id(100)})).await;
+    assert_eq!(v["data"]["users"].as_array().unwrap().len(), 100);
+    // The largest `any` SQLite accepts in LLDAP's attribute query.
+    let v = gql(&d, &t, USERS_BY_FILTER, json!({"f": any_user_id(497)})).await;
+    assert_eq!(v["data"]["users"].as_array().unwrap().len(), 497);
+    for n in [498, 1000] {
+        let (status, v) = gql_raw(
+            &d,
+            &t,
+            json!({"query": USERS_BY_FILTER, "variables": {"f": any_user_id(n)}}),
+        )
+        .await;
+        // A field error: HTTP 200, `data: null` (users is non-null), the database error.
+        assert_eq!(status, StatusCode::OK, "{n}");
+        assert!(v["data"].is_null(), "{n} equalities were not refused");
+        assert_eq!(
+            error_message(&v),
+            "Database error: `Query Error: error returned from database: (code: 1) Expression tree is too large (maximum depth 1000)`"
+        );
+        assert_eq!(v["errors"][0]["path"], json!(["users"]));
+    }
+
+    // The same over LDAP: resultCode other (80).
+    let mut ldap = bound(&d, "admin", ADMIN_PW).await;
+    let or = |n: usize| {
+        let terms: String = (0..n).map(|i| format!("(uid=seed{i:05})")).collect();
+        format!("(|{terms})")
+    };
+    let (rc, _, e, _) =
+        ldap_search(&mut ldap, PEOPLE, ldap3::Scope::Subtree, &or(100), &["uid"]).await;
+    assert_eq!((rc, e.len()), (0, 100));
+    let (rc, msg, e, _) = ldap_search(
+        &mut ldap,
+        PEOPLE,
+        ldap3::Scope::Subtree,
+        &or(1000),
+        &["uid"],
+    )
+    .await;
+    assert_eq!((rc, e.len()), (80, 0));
+    assert_eq!(
+        msg,
+        format!("Error while searching user \"{PEOPLE}\": Database error: `Query Error: error returned from database: (code: 1) Expression tree is too large (maximum depth 1000)`")
+    );
+    d.assert_no_violations();
+}
+
+#[tokio::test]
+async fn user_list_cost_is_counted() {
+    let d = directory().await;
+    let t = admin_token(&d).await;
+    d.reset_stats();
+    // One list of 5 users (admin, bob, carol, dave, rita).
+    gql(&d, &t, "{ users { id } }", Value::Null).await;
+    // One list per group: devs 2, lldap_admin 1, lldap_password_manager 0, lldap_strict_readonly 1, ops 1.
+    gql(&d, &t, "{ groups { id users { id } } }", Value::Null).await;
+    gql(
+        &d,
+        &t,
+        "{ group(groupId: 1) { users { id } } }",
+        Value::Null,
+    )
+    .await;
+    // A filtered list of 2.
+    let f = json!({"any": [{"eq": {"field": "id", "value": "bob"}}, {"eq": {"field": "id", "value": "dave"}}]});
+    gql(&d, &t, USERS_BY_FILTER, json!({"f": f})).await;
+    // LDAP: one list per search that lists users (2 found, 0 found, 1 found from the base DN),
+    // none for a search of groups.
+    let mut ldap = bound(&d, "admin", ADMIN_PW).await;
+    ldap_search(
+        &mut ldap,
+        PEOPLE,
+        ldap3::Scope::Subtree,
+        "(memberOf=devs)",
+        &["uid"],
+    )
+    .await;
+    ldap_search(
+        &mut ldap,
+        PEOPLE,
+        ldap3::Scope::Subtree,
+        "(uid=x*)",
+        &["uid"],
+    )
+    .await;
+    ldap_search(
+        &mut ldap,
+        GROUPS,
+        ldap3::Scope::Subtree,
+        "(cn=*)",
+        &["member"],
+    )
+    .await;
+    ldap_search(
+        &mut ldap,
+        BASE,
+        ldap3::Scope::Subtree,
+        "(|(uid=carol)(cn=ops))",
+        &["cn"],
+    )
+    .await;
+    let rows = [5u64, 2, 1, 0, 1, 1, 1, 2, 2, 0, 1];
+    let expect = paas_doubles::lldap::UserListCost {
+        queries: rows.len() as u64,
+        rows: rows.iter().sum(),
+        rows_squared: rows.iter().map(|r| r * r).sum(),
+        max_rows: 5,
+    };
+    assert_eq!(d.stats().user_lists, expect);
+    let stats: Value = client()
+        .get(format!("{}/__double/stats", d.http_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["userLists"],
+        json!({"queries": 11, "rows": 16, "rowsSquared": 42, "maxRows": 5})
+    );
+    d.reset_stats();
+    assert_eq!(
+        d.stats().user_lists,
+        paas_doubles::lldap::UserListCost::default()
+    );
+}

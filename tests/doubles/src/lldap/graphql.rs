@@ -21,7 +21,7 @@ use super::model::{
     self, AttributeSchema, AttributeType, Kind, LldapError, State, UserFilter, ADMIN_GROUP,
     PASSWORD_MANAGER_GROUP, READONLY_GROUP,
 };
-use super::time;
+use super::{sql, time};
 
 /// The validated vendor schema.
 pub struct Contract {
@@ -79,6 +79,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// Executed operations: (operation name or "<anonymous>", "query"/"mutation", root fields).
     pub operations: Vec<(String, &'static str, Vec<String>)>,
+    /// Rows of every user list evaluated (`users`, each `Group.users`), in order.
+    pub user_lists: Vec<u64>,
 }
 
 /// Handles a request body (already parsed as JSON): a single request or a batch (array).
@@ -88,6 +90,7 @@ pub fn handle(contract: &Contract, state: &mut State, actor: &Actor, body: &Valu
         body: String::new(),
         violations: Vec::new(),
         operations: Vec::new(),
+        user_lists: Vec::new(),
     };
     match body {
         Value::Array(items) => {
@@ -233,6 +236,7 @@ fn handle_single(
         schemas: RefCell::new(None),
         actor: actor.clone(),
         root_fields: RefCell::new(Vec::new()),
+        user_lists: RefCell::new(Vec::new()),
     };
     let root = Node {
         ctx: &ctx,
@@ -253,6 +257,7 @@ fn handle_single(
         if is_mutation { "mutation" } else { "query" },
         ctx.root_fields.take(),
     ));
+    out.user_lists.extend(ctx.user_lists.take());
     match result {
         Ok(mut resp) => {
             // juniper reports the resolver's message as is.
@@ -299,6 +304,8 @@ struct Ctx<'s> {
     schemas: RefCell<Option<Rc<SchemaCache>>>,
     actor: Actor,
     root_fields: RefCell<Vec<String>>,
+    /// Rows returned by each user list evaluated (LLDAP's `list_users`).
+    user_lists: RefCell<Vec<u64>>,
 }
 
 impl Ctx<'_> {
@@ -682,12 +689,16 @@ impl<'c, 's> Node<'c, 's> {
                     Value::Null => UserFilter::True,
                     f => to_filter(&st, &f).map_err(err)?,
                 };
+                // What SQLite would refuse (`Expression tree is too large`), LLDAP reports as a
+                // database error of the field.
+                lift(sql::check_user_list(&filter))?;
                 let ids: Vec<NodeKind> = st
                     .list_users(&filter)
                     .into_iter()
                     .map(|u| NodeKind::User(u.id.clone()))
                     .collect();
                 drop(st);
+                ctx.user_lists.borrow_mut().push(ids.len() as u64);
                 Ok(self.list(ids))
             }
             "groups" => {
@@ -1015,14 +1026,18 @@ impl<'c, 's> Node<'c, 's> {
                 if !self.ctx.can_read_all() {
                     return Err(err("Unauthorized access to group data"));
                 }
-                let kinds = self
+                // LLDAP lists them with `list_users(MemberOfId(gid))`.
+                let filter = UserFilter::MemberOfId(gid);
+                lift(sql::check_user_list(&filter))?;
+                let kinds: Vec<NodeKind> = self
                     .ctx
                     .state
                     .borrow()
-                    .members_of(gid)
+                    .list_users(&filter)
                     .into_iter()
                     .map(|u| NodeKind::User(u.id.clone()))
                     .collect();
+                self.ctx.user_lists.borrow_mut().push(kinds.len() as u64);
                 self.list(kinds)
             }
             _ => return Err(self.unknown_field_error(info)),

@@ -419,6 +419,9 @@ fn execute(shared: &Shared, endpoint: &str, user_id: String, value: &Value) -> R
                 Stats::bump(&mut stats.graphql_fields, &format!("{typ}.{f}"));
             }
         }
+        for rows in &outcome.user_lists {
+            stats.user_lists.record(*rows);
+        }
     }
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     (

@@ -1,7 +1,7 @@
 //! A minimal LDAPv3 server (RFC 4511, BER) with what paasd needs from LLDAP's LDAP side:
-//! simple Bind, the Password Modify extended operation (RFC 3062) and Unbind. Result codes and
-//! permission rules follow LLDAP's `crates/ldap` handler; every other operation is answered with
-//! its own response type and `unwillingToPerform` (the double does not simulate search).
+//! simple Bind, Search (see `search.rs`), the Password Modify extended operation (RFC 3062),
+//! WhoAmI and Unbind. Result codes and permission rules follow LLDAP's `crates/ldap` handler;
+//! every other operation is answered with its own response type and `unwillingToPerform`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +11,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::control::{lock, LdapDecision, Stats};
-use super::model::{ADMIN_GROUP, PASSWORD_MANAGER_GROUP};
+use super::model::{ADMIN_GROUP, PASSWORD_MANAGER_GROUP, READONLY_GROUP};
+use super::search::{self, Bound};
 use super::Shared;
 
 /// The Password Modify extended operation (RFC 3062).
 pub const OID_PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
-const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
+pub(crate) const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
 const MAX_MESSAGE: usize = 1 << 20;
 
 // Result codes (RFC 4511 §4.1.9).
@@ -35,18 +36,18 @@ const NAMING_VIOLATION: u8 = 64;
 // ---- BER ------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy)]
-struct Tlv<'a> {
-    tag: u8,
-    value: &'a [u8],
+pub(crate) struct Tlv<'a> {
+    pub tag: u8,
+    pub value: &'a [u8],
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum BerError {
+pub(crate) enum BerError {
     Malformed(&'static str),
 }
 
 /// Reads one TLV; `Ok(None)` if more bytes are needed.
-fn read_tlv(buf: &[u8]) -> Result<Option<(Tlv<'_>, usize)>, BerError> {
+pub(crate) fn read_tlv(buf: &[u8]) -> Result<Option<(Tlv<'_>, usize)>, BerError> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -90,7 +91,7 @@ fn read_tlv(buf: &[u8]) -> Result<Option<(Tlv<'_>, usize)>, BerError> {
     )))
 }
 
-fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, BerError> {
+pub(crate) fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, BerError> {
     let mut out = Vec::new();
     while !content.is_empty() {
         let (tlv, used) = read_tlv(content)?.ok_or(BerError::Malformed("truncated element"))?;
@@ -100,7 +101,7 @@ fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, BerError> {
     Ok(out)
 }
 
-fn integer(value: &[u8]) -> Result<i64, BerError> {
+pub(crate) fn integer(value: &[u8]) -> Result<i64, BerError> {
     if value.is_empty() || value.len() > 8 {
         return Err(BerError::Malformed("bad integer"));
     }
@@ -111,7 +112,7 @@ fn integer(value: &[u8]) -> Result<i64, BerError> {
     Ok(v)
 }
 
-fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -126,7 +127,7 @@ fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-fn encode_int(tag: u8, v: i64) -> Vec<u8> {
+pub(crate) fn encode_int(tag: u8, v: i64) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let mut start = 0;
     while start < 7 {
@@ -142,14 +143,14 @@ fn encode_int(tag: u8, v: i64) -> Vec<u8> {
 }
 
 /// LDAPResult components: resultCode, matchedDN, diagnosticMessage.
-fn ldap_result(code: u8, message: &str) -> Vec<u8> {
+pub(crate) fn ldap_result(code: u8, message: &str) -> Vec<u8> {
     let mut c = encode(0x0a, &[code]);
     c.extend(encode(0x04, b""));
     c.extend(encode(0x04, message.as_bytes()));
     c
 }
 
-fn envelope(id: i64, op: Vec<u8>) -> Vec<u8> {
+pub(crate) fn envelope(id: i64, op: Vec<u8>) -> Vec<u8> {
     let mut c = encode_int(0x02, id);
     c.extend(op);
     encode(0x30, &c)
@@ -266,7 +267,7 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
-    let mut bound: Option<String> = None;
+    let mut bound: Option<Bound> = None;
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         let parsed = match read_tlv(&buf) {
@@ -333,7 +334,7 @@ async fn connection(
 
 fn handle_message(
     shared: &Shared,
-    bound: &mut Option<String>,
+    bound: &mut Option<Bound>,
     msg: Tlv<'_>,
     decision: LdapDecision,
 ) -> Next {
@@ -384,7 +385,19 @@ fn handle_message(
             Stats::bump(&mut lock(&shared.stats).ldap, "abandon");
             Next::Silent
         }
-        0x77 => Next::Reply(extended(shared, bound, id, op.value)),
+        0x77 => {
+            let user = bound.as_ref().map(|b| b.user.clone());
+            Next::Reply(extended(shared, &user, id, op.value))
+        }
+        0x63 => match search::parse_search(op.value) {
+            Ok(req) => Next::Reply(search::search(shared, bound.as_ref(), id, &req)),
+            Err(BerError::Malformed(why)) => {
+                // LLDAP's codec fails to decode the message and the session ends.
+                tracing::debug!(why, "lldap double: undecodable SearchRequest");
+                Stats::bump(&mut lock(&shared.stats).ldap, "malformed");
+                Next::Close(None)
+            }
+        },
         tag => {
             Stats::bump(&mut lock(&shared.stats).ldap, "unsupported");
             tracing::debug!(
@@ -404,7 +417,7 @@ fn handle_message(
     }
 }
 
-fn bind(shared: &Shared, bound: &mut Option<String>, id: i64, content: &[u8]) -> Vec<u8> {
+fn bind(shared: &Shared, bound: &mut Option<Bound>, id: i64, content: &[u8]) -> Vec<u8> {
     Stats::bump(&mut lock(&shared.stats).ldap, "bind");
     let fail = |code: u8, msg: &str| {
         Stats::bump(&mut lock(&shared.stats).ldap, "bind_failed");
@@ -427,10 +440,20 @@ fn bind(shared: &Shared, bound: &mut Option<String>, id: i64, content: &[u8]) ->
         return fail(UNWILLING_TO_PERFORM, "SASL not supported");
     }
     let password = String::from_utf8_lossy(parts[2].value);
-    if lock(&shared.state).check_password(&uid, &password) {
+    let st = lock(&shared.state);
+    if st.check_password(&uid, &password) {
+        // LLDAP reads the user's groups (its permissions) once, at bind time.
+        let uid = uid.to_ascii_lowercase();
+        let can_read_all = [ADMIN_GROUP, PASSWORD_MANAGER_GROUP, READONLY_GROUP]
+            .iter()
+            .any(|g| st.is_member_of_name(&uid, g));
+        drop(st);
         Stats::bump(&mut lock(&shared.stats).ldap, "bind_ok");
         tracing::debug!(user = %uid, "lldap double: LDAP bind ok");
-        *bound = Some(uid);
+        *bound = Some(Bound {
+            user: uid,
+            can_read_all,
+        });
         bind_response(id, SUCCESS, "")
     } else {
         fail(INVALID_CREDENTIALS, "")

@@ -17,6 +17,8 @@ mod graphql;
 mod http;
 mod ldap;
 mod model;
+mod search;
+mod sql;
 mod time;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,12 +32,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use control::{FaultPlan, Faults, Stats, Violation};
+pub use control::{FaultPlan, Faults, Stats, UserListCost, Violation};
 pub use graphql::ContractError;
 pub use ldap::OID_PASSWORD_MODIFY;
 pub use model::{
-    AttributeSchema, AttributeType, Group, Kind, LldapError, State, User, UserFilter, ADMIN_GROUP,
-    PASSWORD_MANAGER_GROUP, READONLY_GROUP,
+    AttributeSchema, AttributeType, Group, GroupFilter, Kind, LldapError, State, User, UserFilter,
+    ADMIN_GROUP, PASSWORD_MANAGER_GROUP, READONLY_GROUP,
 };
 
 use control::{lock, FaultState};

@@ -134,6 +134,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserFilter {
     True,
+    False,
     UserId(String),
     Email(String),
     DisplayName(String),
@@ -144,9 +145,64 @@ pub enum UserFilter {
     Date(&'static str, i64),
     MemberOf(String),
     MemberOfId(i32),
+    /// `user_id LIKE <pattern>` (an LDAP substring filter on `uid`).
+    UserIdLike(String),
+    /// `lower(<column>) LIKE <pattern>` on `mail` (the lower-case e-mail) or `display_name`.
+    Like(&'static str, String),
+    /// The user has a value for this (stored) attribute (an LDAP presence filter).
+    AttributePresent(String),
     And(Vec<UserFilter>),
     Or(Vec<UserFilter>),
     Not(Box<UserFilter>),
+}
+
+/// A group filter (LLDAP's `GroupRequestFilter`; only the LDAP search builds them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupFilter {
+    True,
+    False,
+    /// The lower-case display name equals the (lower-case) value.
+    DisplayName(String),
+    /// `lower(lowercase_display_name) LIKE <pattern>`.
+    DisplayNameLike(String),
+    Uuid(String),
+    GroupId(i32),
+    /// The group has this user (lower-case id) as a member.
+    Member(String),
+    Attribute(String, String),
+    AttributePresent(String),
+    And(Vec<GroupFilter>),
+    Or(Vec<GroupFilter>),
+    Not(Box<GroupFilter>),
+}
+
+/// SQL `LIKE` as SQLite evaluates it: `%` is any run of characters, `_` any one character, ASCII
+/// letters match case-insensitively, there is no escape character.
+pub(crate) fn sql_like(value: &str, pattern: &str) -> bool {
+    fn fold(c: char) -> char {
+        c.to_ascii_lowercase()
+    }
+    let v: Vec<char> = value.chars().map(fold).collect();
+    let p: Vec<char> = pattern.chars().map(fold).collect();
+    // Iterative wildcard matching with backtracking to the last `%`.
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while i < v.len() {
+        if j < p.len() && (p[j] == '_' || (p[j] != '%' && p[j] == v[i])) {
+            i += 1;
+            j += 1;
+        } else if j < p.len() && p[j] == '%' {
+            star = Some((j, i));
+            j += 1;
+        } else if let Some((sj, si)) = star {
+            j = sj + 1;
+            i = si + 1;
+            star = Some((sj, si + 1));
+        } else {
+            return false;
+        }
+    }
+    p[j..].iter().all(|c| *c == '%')
 }
 
 pub const ADMIN_GROUP: &str = "lldap_admin";
@@ -626,6 +682,17 @@ impl State {
     fn matches(&self, u: &User, f: &UserFilter) -> bool {
         match f {
             UserFilter::True => true,
+            UserFilter::False => false,
+            UserFilter::UserIdLike(p) => sql_like(&u.id, p),
+            UserFilter::Like(column, p) => match *column {
+                "mail" => sql_like(&u.email.to_lowercase(), p),
+                // NULL LIKE … is not true.
+                _ => u
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|d| sql_like(&d.to_lowercase(), p)),
+            },
+            UserFilter::AttributePresent(name) => u.attributes.contains_key(name),
             UserFilter::UserId(id) => u.id == id.to_ascii_lowercase(),
             UserFilter::Email(e) => u.email.to_lowercase() == e.to_lowercase(),
             UserFilter::DisplayName(d) => u.display_name.as_deref().unwrap_or("") == d,
@@ -654,6 +721,40 @@ impl State {
     }
 
     // ---- groups -------------------------------------------------------------------------
+
+    /// Groups matching a filter, sorted by display name (as LLDAP's `list_groups` returns them).
+    pub fn list_groups(&self, filter: &GroupFilter) -> Vec<&Group> {
+        let mut out: Vec<&Group> = self
+            .groups
+            .values()
+            .filter(|g| self.group_matches(g, filter))
+            .collect();
+        out.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+        out
+    }
+
+    fn group_matches(&self, g: &Group, f: &GroupFilter) -> bool {
+        match f {
+            GroupFilter::True => true,
+            GroupFilter::False => false,
+            GroupFilter::DisplayName(n) => g.display_name.to_lowercase() == n.to_lowercase(),
+            GroupFilter::DisplayNameLike(p) => sql_like(&g.display_name.to_lowercase(), p),
+            GroupFilter::Uuid(x) => &g.uuid == x,
+            GroupFilter::GroupId(id) => g.id == *id,
+            GroupFilter::Member(uid) => self
+                .group_users
+                .get(&g.id)
+                .is_some_and(|m| m.contains(&uid.to_ascii_lowercase())),
+            GroupFilter::Attribute(name, value) => g
+                .attributes
+                .get(name)
+                .is_some_and(|v| v.iter().any(|x| x == value)),
+            GroupFilter::AttributePresent(name) => g.attributes.contains_key(name),
+            GroupFilter::And(v) => v.iter().all(|f| self.group_matches(g, f)),
+            GroupFilter::Or(v) => v.iter().any(|f| self.group_matches(g, f)),
+            GroupFilter::Not(f) => !self.group_matches(g, f),
+        }
+    }
 
     /// Looks up a group by id.
     pub fn group(&self, id: i32) -> Option<&Group> {

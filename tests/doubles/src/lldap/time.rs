@@ -65,6 +65,20 @@ pub fn format_rfc3339_z(micros: i64) -> String {
     format(micros, true)
 }
 
+/// `20240501100000Z`: LDAP's GeneralizedTime as LLDAP writes it (`%Y%m%d%H%M%SZ`, UTC).
+pub fn format_generalized(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
 /// Parses an RFC 3339 date-time into microseconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -129,5 +143,6 @@ mod tests {
         assert_eq!(format_rfc3339_z(0), "1970-01-01T00:00:00Z");
         assert!(parse_rfc3339("yesterday").is_none());
         assert!(parse_rfc3339("2019-13-12T07:20:50Z").is_none());
+        assert_eq!(format_generalized(t), "20191012072050Z");
     }
 }
