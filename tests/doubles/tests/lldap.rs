@@ -1329,6 +1329,12 @@ async fn ldap_search_users_like_lldap() {
         ("(mail=BOB@example.COM)", vec!["bob"]),
         ("(cn=Bob Builder)", vec!["bob"]),
         ("(cn=bob builder)", vec![]),
+        ("(cn=*build*)", vec!["bob"]),
+        (
+            "(mail=*@EXAMPLE.com)",
+            vec!["admin", "bob", "carol", "dave", "rita"],
+        ),
+        ("(modifyTimestamp=*b*)", vec![]),
         ("(objectClass=groupOfNames)", vec![]),
         ("(mail=*)", vec!["admin", "bob", "carol", "dave", "rita"]),
         // An attribute LLDAP does not know matches nothing, silently.
@@ -1405,6 +1411,7 @@ async fn ldap_search_users_like_lldap() {
         "(uid~=bob)",
         "(memberOf=*devs*)",
         "(paasd-managed=y*)",
+        "(createTimestamp=2*)",
     ] {
         let (rc, msg, e, _) = ldap_search(&mut ldap, PEOPLE, Subtree, filter, &["uid"]).await;
         assert_eq!((rc, e.len()), (53, 0), "{filter}: {msg}");
@@ -1424,7 +1431,7 @@ async fn ldap_search_users_like_lldap() {
     );
     let (rc, msg, ..) = ldap_search(&mut anon, PEOPLE, Subtree, "(uid=*)", &["uid"]).await;
     assert_eq!((rc, msg.as_str()), (50, "No user currently bound"));
-    assert_eq!(d.stats().ldap_ops("search_failed"), 7);
+    assert_eq!(d.stats().ldap_ops("search_failed"), 8);
 }
 
 #[tokio::test]

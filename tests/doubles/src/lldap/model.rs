@@ -147,7 +147,8 @@ pub enum UserFilter {
     MemberOfId(i32),
     /// `user_id LIKE <pattern>` (an LDAP substring filter on `uid`).
     UserIdLike(String),
-    /// `lower(<column>) LIKE <pattern>` on `mail` (the lower-case e-mail) or `display_name`.
+    /// `lower(<column>) LIKE <pattern>` on `mail` (the lower-case e-mail) or `display_name`
+    /// (any other column name matches nothing).
     Like(&'static str, String),
     /// The user has a value for this (stored) attribute (an LDAP presence filter).
     AttributePresent(String),
@@ -687,10 +688,12 @@ impl State {
             UserFilter::Like(column, p) => match *column {
                 "mail" => sql_like(&u.email.to_lowercase(), p),
                 // NULL LIKE … is not true.
-                _ => u
+                "display_name" => u
                     .display_name
                     .as_deref()
                     .is_some_and(|d| sql_like(&d.to_lowercase(), p)),
+                // Date columns: the double keeps no SQL text of them.
+                _ => false,
             },
             UserFilter::AttributePresent(name) => u.attributes.contains_key(name),
             UserFilter::UserId(id) => u.id == id.to_ascii_lowercase(),
