@@ -171,11 +171,23 @@ pub enum ServiceError {
     /// The service refused (4xx, an error envelope): retrying the same request will not help.
     #[error("{0}")]
     Refused(String),
+    /// The service limits how often it may be asked (HTTP 429) and will not answer before
+    /// `retry_at` (Unix time): the target waits until then, as a whole — its objects are not
+    /// failed one by one, and nothing is retried within the run.
+    #[error("{message}")]
+    RateLimited { message: String, retry_at: u64 },
 }
 
 impl Transient for ServiceError {
     fn is_transient(&self) -> bool {
         matches!(self, ServiceError::Transient(_))
+    }
+
+    fn retry_at(&self) -> Option<u64> {
+        match self {
+            ServiceError::RateLimited { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        }
     }
 }
 
