@@ -210,7 +210,8 @@ pub struct Executed {
 /// One service backend: its API.
 pub trait Service: Send + Sync {
     fn kind(&self) -> ServiceKind;
-    /// Ready to serve (the service's health endpoint answers): one probe.
+    /// Ready to serve (the service's health endpoint answers; a backend with a login session
+    /// also has one then): one probe.
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>>;
     /// Every account, read once.
     fn observe(&self) -> BoxFuture<'_, Result<Vec<Account>, ServiceError>>;
