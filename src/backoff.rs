@@ -79,6 +79,13 @@ impl Backoff {
 /// Whether an error is worth retrying.
 pub trait Transient {
     fn is_transient(&self) -> bool;
+
+    /// The server asked not to be asked again before this Unix time (a rate limit): the error
+    /// is not retried now (it is not transient), the target *waits* — the engine reports it
+    /// waiting and the daemon's next run comes at that time.
+    fn retry_at(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Runs `op` until it succeeds, fails permanently, or runs out of attempts. Returns the result

@@ -8,7 +8,8 @@
 //! - [`reconcile`]: a spec's targets through the engine (what `paasctl` and the daemon run);
 //! - [`daemon`]: the long-running service (spec watch, sd_notify, D-Bus API, status);
 //! - `paasctl`: [`cli`];
-//! - plumbing, one of each: [`http`], [`backoff`], [`secret`], [`atomic_file`], [`clock`].
+//! - plumbing, one of each: [`http`], [`backoff`], [`secret`], [`session`], [`atomic_file`],
+//!   [`clock`].
 
 pub mod atomic_file;
 pub mod backoff;
@@ -20,4 +21,5 @@ pub mod engine;
 pub mod http;
 pub mod reconcile;
 pub mod secret;
+pub mod session;
 pub mod targets;

@@ -1,7 +1,9 @@
 //! End to end across targets: LLDAP + Nextcloud + Vaultwarden doubles (each checked against the
 //! vendor's contract) driven by `reconcile::apply`: one declaration, every service; second run writes
 //! nothing anywhere; one service down does not block the others and recovers by itself; removal
-//! reaches every service; generated passwords stay in their 0600 store.
+//! reaches every service; generated passwords stay in their 0600 store; repeated `paasctl`
+//! runs reuse Vaultwarden's admin session (its logins are rate-limited), and a rate limit is one
+//! line for the target.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +16,7 @@ use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble};
 use paasd::backoff::Backoff;
 use paasd::core::spec::{parse_spec, Spec};
 use paasd::reconcile::{self, Options, Outcome, Report};
+use paasd::session::Sessions;
 use serde_json::{json, Value};
 
 const ADMIN_PW: &str = "lldap-Admin-Secret-1";
@@ -26,6 +29,8 @@ struct Env {
     nc: NextcloudDouble,
     vw: VaultwardenDouble,
     dir: tempfile::TempDir,
+    /// The deployment's login sessions, kept across its runs (as the daemon keeps them).
+    sessions: Sessions,
 }
 
 impl Env {
@@ -40,7 +45,13 @@ impl Env {
             .await
             .expect("vaultwarden double");
         let dir = tempfile::tempdir().expect("tempdir");
-        let e = Env { lldap, nc, vw, dir };
+        let e = Env {
+            lldap,
+            nc,
+            vw,
+            dir,
+            sessions: Sessions::in_memory(),
+        };
         e.secret("admin", ADMIN_PW);
         e.secret("nc", NC_PW);
         e.secret("vw", VW_TOKEN);
@@ -92,6 +103,7 @@ impl Env {
         };
         o.backoff = quick;
         o.ready_wait = quick;
+        o.sessions = self.sessions.clone();
         o
     }
 
@@ -424,5 +436,182 @@ async fn lldap_down_still_reaches_the_services_and_keeps_group_members() {
     let r = reconcile::apply(&spec, &env.opts()).await;
     assert_eq!(r.failed, 0, "{:#?}", r.objects);
     assert_eq!(outcome(&r, "vaultwarden", "zoe"), Outcome::Unchanged);
+    env.no_violations();
+}
+
+/// Runs the `paasctl` binary with `args`, the spec of `env` (written to `spec.json`) and its
+/// state directory, trace logs on; returns the exit status and stdout + stderr.
+async fn paasctl(env: &Env, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let spec_path = env.dir.path().join("spec.json");
+    fs::write(&spec_path, env.spec_json(env.users()).to_string()).expect("write spec");
+    let state_dir = env.dir.path().join("state");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_paasctl"))
+            .args(&args)
+            .arg("--spec")
+            .arg(&spec_path)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env("PAASCTL_LOG", "trace")
+            .output()
+            .expect("paasctl")
+    })
+    .await
+    .expect("join");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Everything `paasctl` wrote, and every file of the state directory but the sessions file.
+fn outputs_and_state(env: &Env, logs: &str) -> Vec<(String, String)> {
+    let mut all = vec![("output".to_string(), logs.to_string())];
+    let state = env.dir.path().join("state");
+    for e in fs::read_dir(&state)
+        .expect("state dir")
+        .filter_map(Result::ok)
+    {
+        let p = e.path();
+        if p.is_file() && !p.ends_with("sessions.json") {
+            let text = String::from_utf8_lossy(&fs::read(&p).expect("read")).into_owned();
+            all.push((p.display().to_string(), text));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn ten_paasctl_applies_in_a_row_log_in_to_vaultwarden_once() {
+    let env = Env::start().await;
+    let mut logs = String::new();
+    for n in 0..10 {
+        let (status, out, err) = paasctl(&env, &["apply"]).await;
+        assert!(status.success(), "apply {n} failed:\n{out}{err}");
+        logs.push_str(&out);
+        logs.push_str(&err);
+    }
+    let logins = env.vw.logins();
+    assert_eq!(
+        (logins.ok, logins.rate_limited),
+        (1, 0),
+        "ten applies, one admin login: {logins:?}"
+    );
+    // The session is kept in the state directory: owner-only, with its expiry.
+    let file = env.dir.path().join("state/sessions.json");
+    let mode = fs::metadata(&file)
+        .expect("sessions.json")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let v: Value = serde_json::from_slice(&fs::read(&file).expect("read")).expect("json");
+    let entry = &v["sessions"][format!("vaultwarden {}", env.vw.url())];
+    let cookies = env.vw.session_cookies();
+    assert_eq!(cookies.len(), 1);
+    assert_eq!(entry["value"], format!("VW_ADMIN={}", cookies[0]), "{v:#}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let until = entry["expiresAt"].as_u64().expect("expiresAt");
+    assert!(
+        until > now + 1000 && until <= now + 1140,
+        "{until} vs {now}"
+    );
+    // Nowhere else: not in any output or log line, not in the state, not in the spec.
+    for (place, text) in outputs_and_state(&env, &logs) {
+        assert!(
+            !text.contains(&cookies[0]),
+            "the session cookie is in {place}"
+        );
+        assert!(!text.contains(VW_TOKEN), "the admin token is in {place}");
+    }
+
+    // 21 minutes later (the double's clock) Vaultwarden rejects the session: one new login.
+    env.vw.advance_clock(Duration::from_secs(21 * 60));
+    env.reset();
+    let (status, out, err) = paasctl(&env, &["apply"]).await;
+    assert!(status.success(), "{out}{err}");
+    assert_eq!(env.vw.logins().ok, 2);
+    assert_eq!(env.vw.stats().unauthorized, 1);
+    // A session past the expiry paasd keeps is not sent: a new login, no rejected call.
+    let mut v: Value = serde_json::from_slice(&fs::read(&file).expect("read")).expect("json");
+    for (_, e) in v["sessions"].as_object_mut().expect("sessions").iter_mut() {
+        e["expiresAt"] = json!(now - 1);
+    }
+    fs::write(&file, v.to_string()).expect("write");
+    env.reset();
+    let (status, out, err) = paasctl(&env, &["apply"]).await;
+    assert!(status.success(), "{out}{err}");
+    assert_eq!(env.vw.logins().ok, 3);
+    assert_eq!(env.vw.stats().unauthorized, 0);
+    env.no_violations();
+}
+
+#[tokio::test]
+async fn a_rate_limited_vaultwarden_is_one_line_and_the_other_targets_go_on() {
+    let env = Env::start().await;
+    // Someone else used up the admin logins of this address (Vaultwarden's default: 3).
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        http.post(format!("{}/admin", env.vw.url()))
+            .form(&[("token", VW_TOKEN)])
+            .send()
+            .await
+            .expect("login");
+    }
+    env.reset();
+    let (status, out, err) = paasctl(&env, &["apply"]).await;
+    assert!(
+        !status.success(),
+        "the Vaultwarden accounts wait: {out}{err}"
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('✗')).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line for the target, none per user: {err}"
+    );
+    assert!(
+        lines[0].starts_with(
+            "✗ vaultwarden: waiting for vaultwarden: rate limited by Vaultwarden (ADMIN_RATELIMIT_*), next try at "
+        ) && lines[0].ends_with("(2 objects not reconciled)"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !out.contains('<') && !err.contains("<!DOCTYPE") && !err.contains("<html"),
+        "{err}"
+    );
+    assert_eq!(
+        env.vw.stats().requests_to("POST /admin"),
+        1,
+        "one login attempt, not retried"
+    );
+    let (status, out, err) = paasctl(&env, &["apply", "--json"]).await;
+    assert!(!status.success());
+    let r: Value = serde_json::from_str(&out).expect("--json report");
+    let vw = r["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["target"] == "vaultwarden"))
+        .expect("vaultwarden");
+    assert_eq!(vw["state"], "waiting", "{vw:#}");
+    assert!(vw["retryAt"].as_u64().is_some(), "{vw:#}");
+    for o in r["objects"].as_array().expect("objects") {
+        match o["target"].as_str() {
+            Some("vaultwarden") => assert_eq!(o["outcome"], "pending", "{o:#}"),
+            _ => assert_ne!(o["outcome"], "failed", "{o:#}"),
+        }
+    }
+    assert!(env.nc.user("alice").is_some(), "the other targets went on");
+    let logs = format!("{out}{err}");
+    for (place, text) in outputs_and_state(&env, &logs) {
+        assert!(!text.contains(VW_TOKEN), "the admin token is in {place}");
+        for c in env.vw.session_cookies() {
+            assert!(!text.contains(&c), "a session cookie is in {place}");
+        }
+    }
     env.no_violations();
 }

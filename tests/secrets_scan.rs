@@ -2,6 +2,8 @@
 //! against the LLDAP double on success and failure paths, and stdout, stderr, the spec, every
 //! file in the state directory and the running process's command line are scanned for every
 //! password in use. The scanner is shown to find a planted needle, so the check can fail.
+//! Against Vaultwarden too: its admin token and every admin session cookie it issued appear
+//! nowhere but in the 0600 sessions file — on success, on a rejected session and on a rate limit.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use paas_doubles::lldap::{LldapConfig, LldapDouble};
+use paas_doubles::vaultwarden::{VaultwardenConfig, VaultwardenDouble};
 use serde_json::{json, Value};
 
 const ADMIN_PW: &str = "Adm1n-S3cret-zq8w";
@@ -256,4 +259,146 @@ async fn no_password_in_output_state_spec_or_argv() {
     assert!(runs >= 12);
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
     d.assert_no_violations();
+}
+
+const VW_TOKEN: &str = "Vw-T0ken-S3cret-pp4x";
+
+/// Every place one of `needles` was found in `haystack`.
+fn scan_for(label: &str, haystack: &[u8], needles: &[String], found: &mut Vec<String>) {
+    let text = String::from_utf8_lossy(haystack);
+    for n in needles {
+        if text.contains(n.as_str()) {
+            found.push(format!("{label}: contains {n}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_vaultwarden_token_or_session_in_output_state_or_logs() {
+    let d = LldapDouble::start(LldapConfig::new(ADMIN_PW))
+        .await
+        .expect("the LLDAP double starts (needs ../shared/contracts)");
+    let vw = VaultwardenDouble::start(VaultwardenConfig::new(VW_TOKEN))
+        .await
+        .expect("the Vaultwarden double starts");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let admin = secret(dir, "admin.pw", ADMIN_PW, 0o600);
+    let token = secret(dir, "vw.token", VW_TOKEN, 0o600);
+    secret(dir, "alice.pw", ALICE_PW, 0o600);
+    secret(dir, "bob.pw", BOB_PW, 0o600);
+    secret(dir, "carol.pw", CAROL_PW, 0o600);
+    let state = dir.join("state");
+    let mut v = spec(&d, dir, &admin, &d.http_url());
+    v["vaultwarden"] = json!({ "url": vw.url(), "adminTokenFile": token });
+    let good = dir.join("spec.json");
+    fs::write(&good, v.to_string()).expect("spec");
+
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut run = |name: &str, args: &[&str]| {
+        let (args, spec, state): (Vec<String>, _, _) = (
+            args.iter().map(|s| s.to_string()).collect(),
+            good.clone(),
+            state.clone(),
+        );
+        let out = std::thread::spawn(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            paasctl(&a, &spec, &state)
+        })
+        .join()
+        .expect("join");
+        outputs.push((format!("{name} stdout"), out.stdout.clone()));
+        outputs.push((format!("{name} stderr"), out.stderr.clone()));
+        out
+    };
+    let o = run("plan", &["plan"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run("apply", &["apply"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run("apply --json", &["apply", "--json"]);
+    run("plan --json", &["plan", "--json"]);
+    // The session is rejected (past its lifetime on Vaultwarden's clock): a new login.
+    vw.advance_clock(Duration::from_secs(21 * 60));
+    let o = run("apply, session rejected", &["apply", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(vw.logins().ok, 2, "{:?}", vw.logins());
+    // Rate limited: the logins of this address are used up and no session is kept.
+    let http = reqwest::Client::new();
+    while vw.logins().rate_limited == 0 {
+        http.post(format!("{}/admin", vw.url()))
+            .form(&[("token", VW_TOKEN)])
+            .send()
+            .await
+            .expect("login");
+    }
+    // The one place the session is: the sessions file, owner-only.
+    let sessions = state.join("sessions.json");
+    let mode = fs::metadata(&sessions).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let kept = fs::read_to_string(&sessions).expect("read");
+    assert!(
+        vw.session_cookies()
+            .iter()
+            .any(|c| kept.contains(c.as_str())),
+        "the scan looks for what the sessions file holds"
+    );
+    let mut found = Vec::new();
+    let passwords: Vec<String> = ALL
+        .iter()
+        .chain([&VW_TOKEN])
+        .map(|s| s.to_string())
+        .collect();
+    scan_for("sessions.json", kept.as_bytes(), &passwords, &mut found);
+    fs::remove_file(&sessions).expect("the sessions file");
+    let o = run("apply, rate limited", &["apply"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("rate limited by Vaultwarden"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    run("plan, rate limited", &["plan", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&outputs[1].1).contains("TRACE")
+            || String::from_utf8_lossy(&outputs[1].1).contains("DEBUG"),
+        "trace logs were on"
+    );
+
+    let mut needles = passwords;
+    let cookies = vw.session_cookies();
+    assert!(
+        cookies.len() >= 2,
+        "paasd's two sessions and the test's: {cookies:?}"
+    );
+    needles.extend(cookies);
+    for (label, bytes) in &outputs {
+        scan_for(label, bytes, &needles, &mut found);
+    }
+    scan_for(
+        "spec",
+        &fs::read(&good).expect("spec"),
+        &needles,
+        &mut found,
+    );
+    // Every file left in the state directory.
+    let mut dirs = vec![state.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).expect("read dir").filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                scan_for(
+                    &p.display().to_string(),
+                    &fs::read(&p).expect("read"),
+                    &needles,
+                    &mut found,
+                );
+            }
+        }
+    }
+    assert!(state.join("state.json").exists());
+    assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
+    d.assert_no_violations();
+    vw.assert_no_violations();
 }

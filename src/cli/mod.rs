@@ -12,6 +12,7 @@ use crate::core::id::ServiceKind;
 use crate::core::spec::{load_spec, SpecError};
 use crate::engine::report::TargetState;
 use crate::reconcile::{self, ObjectReport, Options, Report};
+use crate::session::Sessions;
 use client as ctl;
 
 #[derive(Parser)]
@@ -85,10 +86,13 @@ struct RunArgs {
 }
 
 impl RunArgs {
+    /// The run's options; login sessions are kept in the state directory, so that the next
+    /// `paasctl` run reuses them (Vaultwarden limits admin logins).
     fn options(&self) -> Options {
         let mut opts = Options::new(&self.state_dir);
         opts.verify_passwords = self.verify_passwords;
         opts.force = self.force;
+        opts.sessions = Sessions::persistent(&self.state_dir);
         opts
     }
 }

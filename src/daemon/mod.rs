@@ -30,7 +30,9 @@ use self::notify::Notifier;
 use self::reconciler::Reconciler;
 use self::status::Status;
 use crate::backoff::Backoff;
+use crate::clock::unix_now;
 use crate::engine::{Options, Report};
+use crate::session::Sessions;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -118,6 +120,8 @@ struct Daemon<E: Reconciler> {
     next_resync: Instant,
     /// Runs in a row that ended with failures: the next run comes sooner, with backoff.
     failed_runs: u32,
+    /// The targets' login sessions, kept in memory across runs (Vaultwarden limits logins).
+    sessions: Sessions,
 }
 
 fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
@@ -181,6 +185,7 @@ pub async fn run<E: Reconciler>(
         ready_sent: false,
         next_resync: Instant::now() + jittered(cfg.resync),
         failed_runs: 0,
+        sessions: Sessions::in_memory(),
         cfg,
     };
     d.reload();
@@ -287,6 +292,24 @@ fn retry_delay(failed_runs: u32, resync: Duration) -> Duration {
     Backoff::schedule(Duration::from_secs(30), resync).delay(failed_runs)
 }
 
+/// When to run again after `report` (at Unix time `now`): when every target that did not
+/// succeed is waiting out a rate limit, as soon as the first of them may be asked again (a
+/// second after its `retry_at`, at most the resync interval); otherwise the backoff of
+/// [`retry_delay`] (± 10 %).
+fn next_run_delay(report: &Report, failed_runs: u32, resync: Duration, now: u64) -> Duration {
+    let not_ok: Vec<Option<u64>> = report
+        .targets
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.retry_at)
+        .collect();
+    let earliest = not_ok.iter().copied().collect::<Option<Vec<u64>>>();
+    match earliest.and_then(|at| at.into_iter().min()) {
+        Some(at) => Duration::from_secs(at.saturating_sub(now) + 1).min(resync),
+        None => jittered(retry_delay(failed_runs, resync)),
+    }
+}
+
 /// `base` ± 10 %.
 fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::thread_rng().gen_range(0.9..=1.1))
@@ -366,6 +389,7 @@ impl<E: Reconciler> Daemon<E> {
 
     fn options(&self, cancel: CancellationToken, verify_passwords: bool) -> Options {
         let mut o = Options::new(self.cfg.state_dir.clone());
+        o.sessions = self.sessions.clone();
         o.generation = self.generation;
         o.verify_passwords = verify_passwords;
         o.cancel = cancel;
@@ -470,8 +494,8 @@ impl<E: Reconciler> Daemon<E> {
         } else {
             0
         };
-        let delay = retry_delay(self.failed_runs, self.cfg.resync);
-        self.set_next_resync(Instant::now() + jittered(delay));
+        let delay = next_run_delay(&report, self.failed_runs, self.cfg.resync, unix_now());
+        self.set_next_resync(Instant::now() + delay);
         let line = self.line();
         if self.ready_sent {
             self.notifier.status(&line);
@@ -621,6 +645,54 @@ mod tests {
             retry_delay(1, Duration::from_secs(10)),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn a_rate_limited_target_is_retried_when_it_may_be_asked_again() {
+        use crate::core::id::{ServiceKind, TargetId};
+        use crate::engine::report::{TargetReport, TargetState};
+        let hour = Duration::from_secs(3600);
+        let now = 1_000_000;
+        let target = |t, ok, retry_at| {
+            let mut r = TargetReport::new(t, TargetState::Applied);
+            r.ok = ok;
+            r.retry_at = retry_at;
+            r
+        };
+        let vw = TargetId::Service(ServiceKind::Vaultwarden);
+        let nc = TargetId::Service(ServiceKind::Nextcloud);
+        let mut report = Report::new(1);
+        report.targets = vec![
+            target(TargetId::Lldap, true, None),
+            target(vw, false, Some(now + 299)),
+        ];
+        assert_eq!(
+            next_run_delay(&report, 1, hour, now),
+            Duration::from_secs(300),
+            "when Vaultwarden allows the next login, not after 30 s"
+        );
+        assert_eq!(
+            next_run_delay(&report, 7, hour, now),
+            Duration::from_secs(300),
+            "not later either: a rate limit is not a failure that grows the backoff"
+        );
+        assert_eq!(
+            next_run_delay(&report, 1, Duration::from_secs(60), now),
+            Duration::from_secs(60),
+            "at most the resync interval"
+        );
+        // Another target failing for another reason: the usual backoff.
+        report.targets.push(target(nc, false, None));
+        let d = next_run_delay(&report, 1, hour, now);
+        assert!(
+            d >= Duration::from_secs(27) && d <= Duration::from_secs(33),
+            "{d:?}"
+        );
+        // Nothing failed: the resync.
+        let mut ok = Report::new(1);
+        ok.targets = vec![target(TargetId::Lldap, true, None)];
+        let d = next_run_delay(&ok, 0, hour, now);
+        assert!(d >= Duration::from_secs(3240), "{d:?}");
     }
 
     #[test]

@@ -195,9 +195,11 @@ impl Status {
             for (target, ts) in &self.targets {
                 if matches!(ts.state, Some(TargetState::Waiting | TargetState::Failed)) {
                     whole_target_problem = true;
+                    // Room for "waiting for vaultwarden: rate limited by Vaultwarden
+                    // (ADMIN_RATELIMIT_*), next try at HH:MM:SS" in full.
                     parts.push(format!(
                         "{target}: {}",
-                        shorten(ts.error.as_deref().unwrap_or("failed"), 80)
+                        shorten(ts.error.as_deref().unwrap_or("failed"), 100)
                     ));
                     continue;
                 }
@@ -373,6 +375,33 @@ mod tests {
             "{}",
             s.line()
         );
+    }
+
+    #[test]
+    fn a_rate_limited_service_says_when_it_is_tried_again() {
+        let vw = TargetId::Service(crate::core::id::ServiceKind::Vaultwarden);
+        let l = TargetId::Lldap;
+        let mut s = Status::new("p".into());
+        s.set_spec(1, &expected(&[("alice", &[l, vw])], &[l, vw]));
+        let waiting = "waiting for vaultwarden: rate limited by Vaultwarden (ADMIN_RATELIMIT_*), next try at 12:39:07";
+        let mut t = target(vw, TargetState::Waiting, Some(waiting));
+        t.retry_at = Some(1_800_000_000);
+        s.apply_report(
+            &report(
+                &[
+                    (l, "alice", Outcome::Unchanged, None),
+                    (vw, "alice", Outcome::Pending, Some(waiting)),
+                ],
+                vec![target(l, TargetState::Applied, None), t],
+            ),
+            SystemTime::now(),
+        );
+        let line = s.line();
+        assert!(
+            line.starts_with(&format!("0/1 users in sync · vaultwarden: {waiting}")),
+            "the whole message, its time included: {line}"
+        );
+        assert_eq!(s.users["alice"][&vw].state, State::Pending, "not failed");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::backoff::Backoff;
 use crate::core::id::TargetId;
 use crate::core::state::State;
 use crate::secret::FingerprintKey;
+use crate::session::Sessions;
 
 pub use plan::Plan;
 pub use report::{ObjectReport, Outcome, Report, TargetReport};
@@ -48,6 +49,9 @@ pub struct Options {
     pub backoff: Backoff,
     /// How long to wait for a target to become ready before reporting "waiting for …".
     pub ready_wait: Backoff,
+    /// The login sessions targets keep across runs (in memory: the daemon's; in the state
+    /// directory: `paasctl`'s, [`Sessions::persistent`]).
+    pub sessions: Sessions,
 }
 
 impl Options {
@@ -69,6 +73,7 @@ impl Options {
                 cap: Duration::from_secs(5),
                 jitter: true,
             },
+            sessions: Sessions::in_memory(),
         }
     }
 }

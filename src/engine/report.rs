@@ -40,7 +40,7 @@ pub struct ObjectReport {
 pub enum TargetState {
     /// Observed, planned and applied (its objects may still have failed one by one).
     Applied,
-    /// Not ready in time (starting, unreachable): "waiting for …".
+    /// Not ready in time (starting, unreachable), or rate limited: "waiting for …".
     Waiting,
     /// Could not be used at all (its secret, its login, its answer).
     Failed,
@@ -58,6 +58,10 @@ pub struct TargetReport {
     /// What the report should say besides (e.g. the group members it went by).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Waiting because the target limits how often it may be asked: not before this Unix time
+    /// (the daemon's next run comes then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
     /// HTTP requests sent to the target during this run.
     pub requests: u64,
     /// LDAP binds made (LLDAP only).
@@ -75,6 +79,7 @@ impl TargetReport {
             state,
             error: None,
             notes: Vec::new(),
+            retry_at: None,
             requests: 0,
             ldap_binds: 0,
             passwords_written: 0,

@@ -96,6 +96,18 @@ struct NotReady {
     waiting: bool,
     message: String,
     declared: Vec<(ObjectKind, String)>,
+    /// Rate limited: not to be asked again before this Unix time.
+    retry_at: Option<u64>,
+}
+
+/// Why `ready` or `observe` failed: waiting (transient, or rate limited) or failed.
+fn failure<E: Transient + ToString>(e: &E, transient_waits: bool) -> (bool, String, Option<u64>) {
+    let retry_at = e.retry_at();
+    (
+        (transient_waits && e.is_transient()) || retry_at.is_some(),
+        e.to_string(),
+        retry_at,
+    )
 }
 
 /// Everything known before applying to one target.
@@ -114,17 +126,18 @@ async fn prepare<T: Target>(t: &T, run: &mut Run) -> Result<Prepared<T>, NotRead
     });
     let declared = t.declared(&desired);
     let (ready, _) = retry(run.opts.ready_wait, |_| t.ready()).await;
-    let failure = match ready {
-        Err(e) => Some((e.is_transient(), e.to_string())),
+    // A rate limit makes the target wait, whether the login of `ready` or the read met it.
+    let failed = match ready {
+        Err(e) => Some(failure(&e, true)),
         Ok(()) => None,
     };
-    let observed = match failure {
+    let observed = match failed {
         Some(f) => Err(f),
-        None => t.observe().await.map_err(|e| (false, e.to_string())),
+        None => t.observe().await.map_err(|e| failure(&e, false)),
     };
     let observed = match observed {
         Ok(o) => o,
-        Err((waiting, message)) => {
+        Err((waiting, message, retry_at)) => {
             if t.publishes_members() {
                 run.members_error = Some(format!("{id}: {message}"));
             }
@@ -137,6 +150,7 @@ async fn prepare<T: Target>(t: &T, run: &mut Run) -> Result<Prepared<T>, NotRead
                 waiting,
                 message,
                 declared,
+                retry_at,
             });
         }
     };
@@ -313,6 +327,7 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
             } else {
                 TargetState::Failed
             };
+            tr.retry_at = nr.retry_at;
             tr.error = Some(nr.message);
             tr.duration_ms = started.elapsed().as_millis() as u64;
             run.report.targets.push(tr);
@@ -357,6 +372,10 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
     let mut results: Vec<Option<Done<T::Error>>> = changes.iter().map(|_| None).collect();
     let opts = run.opts.clone();
     let mut cancelled = false;
+    // A change that met the target's rate limit halts the target: nothing more is sent to it in
+    // this run, and what is left waits — one message for the target, not one error per object.
+    let halted: std::sync::Mutex<Option<(String, u64)>> = std::sync::Mutex::new(None);
+    let is_halted = || halted.lock().map(|h| h.is_some()).unwrap_or(true);
     for phase in 0..=3u8 {
         let indices: Vec<usize> = (0..changes.len())
             .filter(|&i| phase_of(&changes[i]) == phase)
@@ -371,12 +390,19 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
         };
         let cx = &cx;
         let cancel = &opts.cancel;
+        let (halted, is_halted) = (&halted, &is_halted);
         let done: Vec<(usize, Done<T::Error>)> = stream::iter(indices)
             .map(|i| async move {
-                if cancel.is_cancelled() {
+                if cancel.is_cancelled() || is_halted() {
                     return None;
                 }
-                Some((i, run_change(t, &changes[i], cx).await))
+                let d = run_change(t, &changes[i], cx).await;
+                if let Some((e, at)) = d.error.as_ref().and_then(|e| Some((e, e.retry_at()?))) {
+                    if let Ok(mut h) = halted.lock() {
+                        h.get_or_insert((e.to_string(), at));
+                    }
+                }
+                Some((i, d))
             })
             .buffer_unordered(concurrency)
             .filter_map(std::future::ready)
@@ -393,8 +419,11 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
             let verified_only = d.error.is_none()
                 && !d.effects.is_empty()
                 && d.effects.iter().all(Effect::is_verification);
+            let rate_limited = d.error.as_ref().is_some_and(|e| e.retry_at().is_some());
             if verified_only {
                 info!(paas_target = id.name(), paas_user = %c.name, paas_action = "verify-password", paas_result = "unchanged", paas_generation = generation, "password of {} in {id} verified: unchanged", c.name);
+            } else if rate_limited {
+                // Said once for the target, below.
             } else {
                 let error = d.error.as_ref().map(|e| e.to_string());
                 log_change(c, generation, error.as_deref());
@@ -408,8 +437,16 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
             cancelled = true;
             break;
         }
+        if is_halted() {
+            break;
+        }
     }
     t.finish().await;
+    let halt = halted.into_inner().unwrap_or_else(|p| p.into_inner());
+    let waiting = halt.as_ref().map(|(m, _)| format!("waiting for {id}: {m}"));
+    if let Some(w) = &waiting {
+        warn!(paas_target = id.name(), paas_result = "waiting", paas_generation = generation, paas_error = %w, "{w}");
+    }
 
     // The report: a problem or a failed change makes the object failed; a change that only
     // verified a password leaves it unchanged; a change not attempted is skipped; declared
@@ -422,6 +459,10 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
     }
     for (c, d) in changes.iter().zip(&results) {
         if let Some(Done { error: Some(e), .. }) = d {
+            if e.retry_at().is_some() {
+                // Waits with the target (below).
+                continue;
+            }
             let slot = failed
                 .entry((c.kind, c.name.clone()))
                 .or_insert((None, e.to_string()));
@@ -435,6 +476,9 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
             continue;
         }
         let (outcome, error) = match d {
+            None | Some(Done { error: Some(_), .. }) if waiting.is_some() => {
+                (Outcome::Pending, waiting.clone())
+            }
             None => (
                 Outcome::Skipped,
                 cancelled.then(|| "not attempted: paasd was stopping".to_string()),
@@ -459,6 +503,11 @@ pub(crate) async fn apply<T: Target>(t: &T, run: &mut Run) {
             run.report
                 .push(id, kind, name, Outcome::Unchanged, None, None);
         }
+    }
+    if let (Some(w), Some((_, at))) = (waiting, &halt) {
+        tr.state = TargetState::Waiting;
+        tr.retry_at = Some(*at);
+        tr.error = Some(w);
     }
     if let Some(e) = state_error {
         tr.error = Some(format!("state not saved: {e}"));

@@ -1,6 +1,7 @@
 //! The targets paasd reconciles: LLDAP ([`lldap`]) and the services with accounts of their own,
 //! each a backend behind the one account adapter ([`accounts`]). [`build`] makes the targets of
-//! a spec, in the order they run.
+//! a spec, in the order they run, with the store of login sessions they keep across runs
+//! ([`Sessions`]: Vaultwarden's admin session).
 
 pub mod accounts;
 pub mod gitlab;
@@ -25,14 +26,17 @@ use crate::core::id::ServiceKind;
 use crate::core::spec::{ServiceConnection, Spec};
 use crate::engine::AnyTarget;
 use crate::secret::read_secret_file;
+use crate::session::Sessions;
 
 /// The backend of one configured service, with its secret read from the file the spec names. An
 /// error names the spec key, e.g. `nextcloud.adminPasswordFile: cannot read secret file …`.
+/// Backends that log in keep their session in `sessions`.
 pub fn backend<'a>(
     spec: &'a Spec,
     kind: ServiceKind,
     conn: &'a ServiceConnection,
     backoff: Backoff,
+    sessions: &Sessions,
 ) -> Result<Box<dyn Service + 'a>, String> {
     let timeout = Duration::from_secs(spec.lldap.timeout_seconds);
     let secret = read_secret_file(&conn.secret_file)
@@ -63,8 +67,9 @@ pub fn backend<'a>(
         .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>),
         ServiceKind::Jellyfin => Jellyfin::new(url, secret, timeout)
             .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>),
-        ServiceKind::Vaultwarden => Vaultwarden::new(url, secret, timeout)
-            .map(|s| Box::new(s.with_backoff(backoff)) as Box<dyn Service>),
+        ServiceKind::Vaultwarden => Vaultwarden::new(url, secret, timeout).map(|s| {
+            Box::new(s.with_backoff(backoff).with_sessions(sessions.clone())) as Box<dyn Service>
+        }),
         ServiceKind::Mailcow => {
             let domain = conn.domain.as_deref().ok_or_else(|| missing("domain"))?;
             Mailcow::new(url, secret, domain, timeout)
@@ -77,13 +82,17 @@ pub fn backend<'a>(
 /// The targets of `spec`, in the order they run: LLDAP first (the services go by the members of
 /// its groups), then every configured service in [`ServiceKind::ALL`] order. A target that could
 /// not be set up is still returned: it reports why on every run.
-pub fn build<'a>(spec: &'a Spec, backoff: Backoff) -> Vec<Box<dyn AnyTarget + 'a>> {
+pub fn build<'a>(
+    spec: &'a Spec,
+    backoff: Backoff,
+    sessions: &Sessions,
+) -> Vec<Box<dyn AnyTarget + 'a>> {
     let mut targets: Vec<Box<dyn AnyTarget + 'a>> = vec![Box::new(LldapTarget::new(spec, backoff))];
     for (kind, conn) in spec.services.iter() {
         targets.push(Box::new(AccountTarget::new(
             kind,
             spec,
-            backend(spec, kind, conn, backoff),
+            backend(spec, kind, conn, backoff, sessions),
         )));
     }
     targets
@@ -123,12 +132,18 @@ mod tests {
         let built: Vec<String> = spec
             .services
             .iter()
-            .map(
-                |(kind, conn)| match backend(&spec, kind, conn, Backoff::default()) {
+            .map(|(kind, conn)| {
+                match backend(
+                    &spec,
+                    kind,
+                    conn,
+                    Backoff::default(),
+                    &Sessions::in_memory(),
+                ) {
                     Ok(s) => s.kind().to_string(),
                     Err(e) => e,
-                },
-            )
+                }
+            })
             .collect();
         assert_eq!(built.len(), 5);
         assert!(
@@ -145,7 +160,7 @@ mod tests {
         assert!(!built[2].contains("s3cret"));
         assert_eq!(built[3], "vaultwarden");
         assert_eq!(built[4], "mailcow");
-        let targets = build(&spec, Backoff::default());
+        let targets = build(&spec, Backoff::default(), &Sessions::in_memory());
         let ids: Vec<String> = targets.iter().map(|t| t.id().to_string()).collect();
         assert_eq!(
             ids,

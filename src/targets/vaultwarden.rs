@@ -1,19 +1,41 @@
 //! Vaultwarden through its admin API: `POST /admin` with the admin token (form `token=…`) sets
-//! the `VW_ADMIN` session cookie, which is kept and sent with every call; when Vaultwarden
-//! answers 401 (the session expired) paasd logs in again, once per call. Every POST carries
-//! `Content-Type: application/json`, bodiless ones too (Vaultwarden answers 404 otherwise).
+//! the `VW_ADMIN` session cookie, which is sent with every call and kept across runs in the
+//! [`Sessions`] store (the daemon's memory; `paasctl`'s `<state_dir>/sessions.json`) until
+//! shortly before it expires, so repeated runs do not log in each time. When Vaultwarden
+//! rejects the session (401, or a redirect to its login page) paasd logs in again, once per
+//! call. Every POST carries `Content-Type: application/json`, bodiless ones too (Vaultwarden
+//! answers 404 otherwise).
+//!
+//! API-NOTES (Vaultwarden 1.37, `src/api/admin.rs`, `src/ratelimit.rs`, `src/config.rs`,
+//! `src/auth.rs`):
+//! - The admin login is rate-limited per client address: `ADMIN_RATELIMIT_MAX_BURST` logins
+//!   (default 3) at once, then one per `ADMIN_RATELIMIT_SECONDS` (default 300) — a GCRA limiter
+//!   checked *before* the token is, so wrong tokens use the limit up too; a refused try does not.
+//!   A limited login answers HTTP 429 with the HTML login page ("Too many requests, try again
+//!   later.") and no `Retry-After`. paasd then waits as a target ("rate limited by Vaultwarden
+//!   (ADMIN_RATELIMIT_*), next try at …"): a `Retry-After` (a proxy's) is honoured, else the
+//!   default window; nothing is retried within the run.
+//! - The cookie: `VW_ADMIN=<JWT>; Path=<domain path>/admin; Max-Age=<ADMIN_SESSION_LIFETIME
+//!   minutes, default 20>; HttpOnly; SameSite=Strict` (`Secure` over HTTPS); the JWT's `exp` is
+//!   the same lifetime. paasd uses a session until a minute before its `Max-Age` ends (20 minutes
+//!   when the cookie names no lifetime).
+//! - An expired or unknown session answers 401: `"Authorization failed."` as JSON when the
+//!   request is JSON, else the login page.
 //!
 //! Managed: the account (invited by e-mail), enabled/disabled, deletion. Nothing else can be
 //! set: a Vaultwarden account's master password and keys are made in the user's client
 //! (client-side encryption), so paasd cannot set passwords; the user accepts the invitation and
-//! registers. Accounts are matched by e-mail (lower case). Vaultwarden has no marker.
+//! registers. Without SMTP, an invitation creates the user record directly (and an invitation
+//! row): the user signs up with that address. Accounts are matched by e-mail (lower case).
+//! Vaultwarden has no marker.
 //!
 //! An invitation answered with 409 (the e-mail is registered already, made by hand or in an
 //! earlier run whose answer was lost) counts as created: paasd looks the account up by e-mail
 //! and takes it over — the same thing the next run's plan would do (adopt by key).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
@@ -26,9 +48,24 @@ use super::accounts::{
     Account, AccountAction, DesiredAccount, Executed, Service, ServiceError, ServiceUser, NO_BODY,
 };
 use crate::backoff::Backoff;
+use crate::clock::{local_hhmmss, parse_http_date, unix_now};
 use crate::core::id::ServiceKind;
 use crate::http::{seg, snippet, Http, Json, Response};
 use crate::secret::Secret;
+use crate::session::Sessions;
+
+/// `ADMIN_SESSION_LIFETIME`'s default: how long a session lives when the cookie does not say.
+const SESSION_LIFETIME: Duration = Duration::from_secs(20 * 60);
+
+/// `ADMIN_RATELIMIT_SECONDS`'s default: the longest a rate-limited login has to wait for the
+/// next one (when the answer has no `Retry-After`).
+const RATELIMIT_WINDOW: Duration = Duration::from_secs(300);
+
+/// How long before its end a session is no longer used (a run must not start on a session that
+/// expires under it): a minute, or a quarter of a short lifetime.
+fn margin(lifetime: u64) -> u64 {
+    (lifetime / 4).min(60)
+}
 
 /// A user as the admin API shows it (`GET /admin/users`, `GET /admin/users/by-mail/{mail}`, the
 /// profile `POST /admin/invite` answers): of its fields, those paasd reads. Enabled is
@@ -58,19 +95,71 @@ struct Invite<'a> {
     email: &'a str,
 }
 
+/// The `VW_ADMIN` cookie of a login answer (`name=value`, to send back as it is) and how long
+/// it lives (its `Max-Age`, else its `Expires`, else [`SESSION_LIFETIME`]). `None`: the answer
+/// sets no such cookie (or one that is already expired).
+fn admin_cookie(resp: &Response, now: SystemTime) -> Option<(Secret, u64)> {
+    resp.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let mut parts = c.split(';');
+            let first = parts.next()?.trim();
+            let (name, value) = first.split_once('=')?;
+            if name != "VW_ADMIN" || value.is_empty() {
+                return None;
+            }
+            let (mut max_age, mut expires) = (None, None);
+            for attr in parts {
+                let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "max-age" => max_age = v.trim().parse::<i64>().ok(),
+                    "expires" => expires = parse_http_date(v),
+                    _ => {}
+                }
+            }
+            let lifetime = match (max_age, expires) {
+                (Some(s), _) => s,
+                (None, Some(at)) => at
+                    .duration_since(now)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                (None, None) => SESSION_LIFETIME.as_secs() as i64,
+            };
+            let lifetime = u64::try_from(lifetime).ok().filter(|l| *l > 0)?;
+            Some((Secret::new(first), lifetime))
+        })
+}
+
 pub struct Vaultwarden {
     http: Http,
     token: Secret,
-    /// `VW_ADMIN=<jwt>`, once logged in.
-    cookie: Mutex<Option<Secret>>,
+    /// Where the admin session (`VW_ADMIN=<jwt>`) is kept, under [`Vaultwarden::scope`].
+    sessions: Sessions,
+    scope: String,
+    /// One login at a time: calls in flight wait for it and share its session.
+    login_lock: Mutex<()>,
+    logins: AtomicU64,
+    /// Vaultwarden rate-limited this client: what to say and until when (Unix time). Later
+    /// calls fail with it at once, without a request.
+    limited: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 impl Vaultwarden {
+    /// A client with a session store of its own; [`Vaultwarden::with_sessions`] shares one.
     pub fn new(url: &str, admin_token: Secret, timeout: Duration) -> Result<Self, ServiceError> {
+        let mut http = Http::new("vaultwarden", url, timeout)?;
+        // A 429 of Vaultwarden lasts minutes: it is read here, not retried.
+        http.answer_rate_limits();
+        let scope = format!("vaultwarden {}", http.base());
         Ok(Vaultwarden {
-            http: Http::new("vaultwarden", url, timeout)?,
+            http,
             token: admin_token,
-            cookie: Mutex::new(None),
+            sessions: Sessions::in_memory(),
+            scope,
+            login_lock: Mutex::new(()),
+            logins: AtomicU64::new(0),
+            limited: std::sync::Mutex::new(None),
         })
     }
 
@@ -79,8 +168,75 @@ impl Vaultwarden {
         self
     }
 
-    async fn login(&self) -> Result<Secret, ServiceError> {
+    /// Keeps the admin session in `sessions` (shared across runs), under this server's URL.
+    pub fn with_sessions(mut self, sessions: Sessions) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// The key of this server's session in the store: `vaultwarden <url>`.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// Admin logins sent so far (rate-limited ones included).
+    pub fn logins(&self) -> u64 {
+        self.logins.load(Ordering::Relaxed)
+    }
+
+    /// Vaultwarden (or a proxy in front of it) answered 429 to `what`: the client waits until
+    /// the `Retry-After` it sent, else for Vaultwarden's default window.
+    fn rate_limited(&self, resp: &Response, what: Option<&str>) -> ServiceError {
+        let now = SystemTime::now();
+        let wait = resp.retry_after(now).unwrap_or(RATELIMIT_WINDOW);
+        // In whole seconds, rounded up: the time said is never too early.
+        let retry_at = (now + wait)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        let at = UNIX_EPOCH + Duration::from_secs(retry_at);
+        let message = match what {
+            None => format!(
+                "rate limited by Vaultwarden (ADMIN_RATELIMIT_*), next try at {}",
+                local_hhmmss(at)
+            ),
+            Some(path) => format!(
+                "rate limited by Vaultwarden or a proxy in front of it ({path} answered HTTP 429), next try at {}",
+                local_hhmmss(at)
+            ),
+        };
+        tracing::debug!(
+            service = "vaultwarden",
+            retry_at,
+            wait_secs = wait.as_secs(),
+            "rate limited"
+        );
+        if let Ok(mut l) = self.limited.lock() {
+            *l = Some((message.clone(), retry_at));
+        }
+        ServiceError::RateLimited { message, retry_at }
+    }
+
+    /// The rate limit this client met, while it lasts.
+    fn still_limited(&self) -> Option<ServiceError> {
+        let mut l = self.limited.lock().ok()?;
+        match &*l {
+            Some((message, retry_at)) if unix_now() < *retry_at => {
+                Some(ServiceError::RateLimited {
+                    message: message.clone(),
+                    retry_at: *retry_at,
+                })
+            }
+            _ => {
+                *l = None;
+                None
+            }
+        }
+    }
+
+    /// `POST /admin`: a new session and until when to use it (Unix time).
+    async fn login(&self) -> Result<(Secret, u64), ServiceError> {
         let url = self.http.url("/admin");
+        self.logins.fetch_add(1, Ordering::Relaxed);
         let sent = self
             .http
             .send(Some(&self.token), |c| {
@@ -88,6 +244,9 @@ impl Vaultwarden {
             })
             .await?;
         let resp = &sent.answer;
+        if resp.status == 429 {
+            return Err(self.rate_limited(resp, None));
+        }
         if resp.status == 401 || resp.status == 403 {
             return Err(ServiceError::Refused(
                 "vaultwarden refused the admin token (adminTokenFile)".into(),
@@ -98,18 +257,16 @@ impl Vaultwarden {
                 "vaultwarden has no admin page (ADMIN_TOKEN is not set on the server)".into(),
             ));
         }
-        let cookie = resp
-            .headers
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                let first = c.split(';').next()?.trim();
-                let (name, value) = first.split_once('=')?;
-                (name == "VW_ADMIN" && !value.is_empty()).then(|| first.to_string())
-            });
-        match cookie {
-            Some(c) if resp.status < 400 => Ok(Secret::new(c)),
+        match admin_cookie(resp, SystemTime::now()) {
+            Some((cookie, lifetime)) if resp.status < 400 => {
+                let expires_at = unix_now() + lifetime - margin(lifetime);
+                tracing::info!(
+                    service = "vaultwarden",
+                    session_secs = lifetime,
+                    "logged in to the admin API"
+                );
+                Ok((cookie, expires_at))
+            }
             _ => Err(ServiceError::Refused(format!(
                 "vaultwarden: the admin login set no VW_ADMIN cookie (HTTP {})",
                 resp.status
@@ -117,17 +274,35 @@ impl Vaultwarden {
         }
     }
 
+    /// The admin session: the one kept, while it lasts; else a new login (one at a time).
     async fn session(&self) -> Result<Secret, ServiceError> {
-        let mut guard = self.cookie.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
+        let _one_login = self.login_lock.lock().await;
+        if let Some(c) = self.sessions.get(&self.scope) {
+            return Ok(c);
         }
-        let c = self.login().await?;
-        *guard = Some(c.clone());
-        Ok(c)
+        if let Some(e) = self.still_limited() {
+            return Err(e);
+        }
+        let (cookie, expires_at) = self.login().await?;
+        self.sessions.put(&self.scope, cookie.clone(), expires_at);
+        Ok(cookie)
     }
 
-    /// One admin API call with the session cookie; a 401 logs in again once. A 2xx answer must
+    /// Vaultwarden answered with its login page instead (a redirect to `/admin`).
+    fn sent_to_login(resp: &Response) -> bool {
+        (300..400).contains(&resp.status)
+            && resp.header("location").is_some_and(|to| {
+                let path = to
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or(to)
+                    .trim_end_matches('/');
+                path.ends_with("/admin") || path.contains("login")
+            })
+    }
+
+    /// One admin API call with the session cookie; a rejected session (401, or a redirect to
+    /// the login page) logs in again once; a 429 is the target's rate limit. A 2xx answer must
     /// read as `T` (`IgnoredAny` for the empty answers of the user actions).
     async fn call<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
         &self,
@@ -158,18 +333,25 @@ impl Vaultwarden {
                 })
                 .await?;
             let resp = &answer.response;
-            if resp.status == 401 && !relogged {
+            if resp.status == 429 {
+                return Err(self.rate_limited(resp, Some(path)));
+            }
+            let rejected = resp.status == 401 || Self::sent_to_login(resp);
+            if rejected && !relogged {
                 relogged = true;
-                let mut guard = self.cookie.lock().await;
-                if guard.as_ref() == Some(&cookie) {
-                    *guard = None;
-                }
+                tracing::debug!(
+                    service = "vaultwarden",
+                    status = resp.status,
+                    "the admin session was rejected; logging in again"
+                );
+                self.sessions.forget(&self.scope, &cookie);
                 continue;
             }
-            if resp.status == 401 {
+            if rejected {
                 return Err(ServiceError::Refused(format!(
-                    "vaultwarden refused the admin session: {}",
-                    snippet(&resp.body, Some(&cookie))
+                    "vaultwarden refused the admin session (HTTP {}): {}",
+                    resp.status,
+                    resp.describe(Some(&cookie))
                 )));
             }
             return Ok(answer);
@@ -314,17 +496,21 @@ impl Vaultwarden {
         Ok(body.iter().flatten().filter_map(account_of).collect())
     }
 
+    /// Ready: `/alive` answers, and there is an admin session — the kept one, or a new login
+    /// (a wrong token fails the target here; a rate limit makes it wait).
     async fn check_health(&self) -> Result<(), ServiceError> {
         let url = self.http.url("/alive");
         let resp = self.http.probe(|c| c.get(&url)).await?;
-        if resp.ok() {
-            Ok(())
-        } else {
-            Err(ServiceError::Transient(format!(
+        if resp.status == 429 {
+            return Err(self.rate_limited(&resp, Some("/alive")));
+        }
+        if !resp.ok() {
+            return Err(ServiceError::Transient(format!(
                 "vaultwarden is not alive: /alive answered HTTP {}",
                 resp.status
-            )))
+            )));
         }
+        self.session().await.map(|_| ())
     }
 }
 

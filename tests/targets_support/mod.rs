@@ -178,6 +178,13 @@ impl<'a> World<'a> {
 
     /// One run through the engine: ready → observe → plan → apply → record.
     pub async fn run(&mut self) -> Run {
+        let svc = self.svc;
+        self.run_on(svc).await
+    }
+
+    /// One run through the engine with another backend of the same service (a new client per
+    /// run, as `paasctl` and the daemon build their targets for every run).
+    pub async fn run_on(&mut self, svc: &dyn Service) -> Run {
         let kind = self.kind();
         let dir = self.state_dir();
         let mut state = State::load(&dir).expect("state");
@@ -186,7 +193,7 @@ impl<'a> World<'a> {
             state.save(&dir).expect("save state");
         }
         let spec = self.spec();
-        let backend: Box<dyn Service + '_> = Box::new(self.svc);
+        let backend: Box<dyn Service + '_> = Box::new(svc);
         let targets: Vec<Box<dyn AnyTarget + '_>> =
             vec![Box::new(AccountTarget::new(kind, &spec, Ok(backend)))];
         let report = engine::apply(&targets, Vec::new(), &self.options()).await;

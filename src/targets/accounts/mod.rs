@@ -171,11 +171,23 @@ pub enum ServiceError {
     /// The service refused (4xx, an error envelope): retrying the same request will not help.
     #[error("{0}")]
     Refused(String),
+    /// The service limits how often it may be asked (HTTP 429) and will not answer before
+    /// `retry_at` (Unix time): the target waits until then, as a whole — its objects are not
+    /// failed one by one, and nothing is retried within the run.
+    #[error("{message}")]
+    RateLimited { message: String, retry_at: u64 },
 }
 
 impl Transient for ServiceError {
     fn is_transient(&self) -> bool {
         matches!(self, ServiceError::Transient(_))
+    }
+
+    fn retry_at(&self) -> Option<u64> {
+        match self {
+            ServiceError::RateLimited { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        }
     }
 }
 
@@ -198,7 +210,8 @@ pub struct Executed {
 /// One service backend: its API.
 pub trait Service: Send + Sync {
     fn kind(&self) -> ServiceKind;
-    /// Ready to serve (the service's health endpoint answers): one probe.
+    /// Ready to serve (the service's health endpoint answers; a backend with a login session
+    /// also has one then): one probe.
     fn health(&self) -> BoxFuture<'_, Result<(), ServiceError>>;
     /// Every account, read once.
     fn observe(&self) -> BoxFuture<'_, Result<Vec<Account>, ServiceError>>;

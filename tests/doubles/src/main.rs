@@ -89,6 +89,12 @@ enum Command {
         /// Admin session lifetime in minutes.
         #[arg(long, default_value_t = 20)]
         session_minutes: u64,
+        /// ADMIN_RATELIMIT_SECONDS: one admin login per this many seconds and client IP.
+        #[arg(long, default_value_t = 300)]
+        admin_ratelimit_seconds: u64,
+        /// ADMIN_RATELIMIT_MAX_BURST: admin logins a client IP may make at once.
+        #[arg(long, default_value_t = 3)]
+        admin_ratelimit_max_burst: u32,
     },
     /// Mailcow API v1 mailboxes (X-API-Key), health at GET /api/v1/get/status/version.
     Mailcow {
@@ -292,11 +298,15 @@ async fn main() -> anyhow::Result<()> {
             common,
             admin_token_file,
             session_minutes,
+            admin_ratelimit_seconds,
+            admin_ratelimit_max_burst,
         } => {
             let config = VaultwardenConfig {
                 addr: common.listen,
                 admin_token: read_secret(&admin_token_file)?,
                 session_lifetime: std::time::Duration::from_secs(session_minutes * 60),
+                admin_ratelimit_seconds,
+                admin_ratelimit_max_burst,
                 contracts_dir: common.contracts.clone(),
                 ..VaultwardenConfig::default()
             };

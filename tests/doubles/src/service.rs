@@ -261,6 +261,8 @@ pub(crate) struct Req {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The client's address (a service that limits by client address keys on its IP).
+    pub peer: Option<SocketAddr>,
 }
 
 impl Req {
@@ -374,6 +376,11 @@ pub(crate) trait Service: Send + Sync + 'static {
     fn state_json(&self) -> Value;
     /// `POST /__double/seed` (a service-specific JSON document).
     fn seed_json(&self, v: &Value) -> Result<(), String>;
+    /// A control endpoint of this service (`/__double/<rest>`) the common ones do not cover;
+    /// `None`: unknown.
+    fn control(&self, _method: &str, _rest: &str, _body: &[u8]) -> Option<Reply> {
+        None
+    }
 }
 
 pub(crate) struct Core {
@@ -560,8 +567,8 @@ async fn serve(listener: TcpListener, core: Arc<Core>, mut shutdown: watch::Rece
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, core.clone(), shutdown.clone()));
+                Ok((stream, peer)) => {
+                    tokio::spawn(connection(stream, peer, core.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "double: accept failed");
@@ -573,7 +580,12 @@ async fn serve(listener: TcpListener, core: Arc<Core>, mut shutdown: watch::Rece
     }
 }
 
-async fn connection(stream: TcpStream, core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    core: Arc<Core>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // Keep a duplicate of the socket to set SO_LINGER=0 (reset) when killing it.
     let dup = stream
         .into_std()
@@ -591,7 +603,7 @@ async fn connection(stream: TcpStream, core: Arc<Core>, mut shutdown: watch::Rec
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let core = core.clone();
         let kill = kill2.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(core, kill, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(handle(core, kill, peer, req).await) }
     });
     let conn =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
@@ -624,6 +636,7 @@ fn to_response(r: Reply) -> Response {
 async fn handle(
     core: Arc<Core>,
     kill: Kill,
+    peer: SocketAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Response {
     let (parts, body) = req.into_parts();
@@ -700,6 +713,7 @@ async fn handle(
         query,
         headers: parts.headers,
         body: bytes,
+        peer: Some(peer),
     };
     let reply = core.service.handle(&req, &core);
     if let Some(op) = &check.operation {
@@ -786,7 +800,10 @@ fn control(core: &Core, method: &str, rest: &str, body: &[u8]) -> Reply {
             },
             Err(e) => Reply::text(400, format!("not JSON: {e}")),
         },
-        _ => Reply::text(404, "unknown control endpoint"),
+        _ => core
+            .service
+            .control(method, rest, body)
+            .unwrap_or_else(|| Reply::text(404, "unknown control endpoint")),
     }
 }
 

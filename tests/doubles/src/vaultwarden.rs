@@ -1,17 +1,26 @@
 //! A test double of Vaultwarden's `/admin` API, checked against the project's derived document
 //! `vaultwarden/admin-api.derived.openapi.yaml` (Vaultwarden publishes none).
 //!
-//! Reproduced (API-NOTES §2.5, `src/api/admin.rs`): log in with `POST /admin` (form `token`) →
-//! `200` HTML + `Set-Cookie: VW_ADMIN=<JWT>; Path=/admin; HttpOnly; SameSite=Strict` (a wrong
-//! token → `401` HTML); the cookie is required for the JSON routes (missing, unknown or expired →
-//! `401` JSON error "Authorization failed."); every POST must carry `Content-Type:
-//! application/json`, even without a body, or Rocket finds no route (`404`); invite (`409 "User
-//! already exists"`), list, by-mail, by-uuid, disable/enable/delete/deauth, invite/resend;
-//! `GET /alive`. Users accept invitations outside the admin API: [`VaultwardenDouble::accept_invite`].
+//! Reproduced (API-NOTES §2.5, `src/api/admin.rs`, `src/ratelimit.rs`): log in with `POST /admin`
+//! (form `token`) → `200` HTML + `Set-Cookie: VW_ADMIN=<JWT>; Path=/admin; Max-Age=1200;
+//! HttpOnly; SameSite=Strict` (a wrong token → `401` HTML); the admin login's rate limit per
+//! client IP — `ADMIN_RATELIMIT_MAX_BURST` (3) at once, then one per `ADMIN_RATELIMIT_SECONDS`
+//! (300), checked before the token so wrong tokens count, a refused try does not — answered
+//! `429` with the HTML login page and no `Retry-After`; the cookie is required for the JSON
+//! routes (missing, unknown or expired on the double's clock → `401` JSON error "Authorization
+//! failed."); every POST must carry `Content-Type: application/json`, even without a body, or
+//! Rocket finds no route (`404`); invite (`409 "User already exists"`), list, by-mail, by-uuid,
+//! disable/enable/delete/deauth, invite/resend; `GET /alive`. Users accept invitations outside
+//! the admin API: [`VaultwardenDouble::accept_invite`].
+//!
+//! Time: sessions and the rate limit go by the double's own clock, the wall clock plus an offset
+//! that tests move forward ([`VaultwardenDouble::advance_clock`], `POST /__double/clock
+//! {"advanceSecs": N}`) — no test waits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +43,11 @@ pub struct VaultwardenConfig {
     pub admin_token: String,
     /// `ADMIN_SESSION_LIFETIME` (default 20 minutes).
     pub session_lifetime: Duration,
+    /// `ADMIN_RATELIMIT_SECONDS` (default 300): one admin login per this many seconds and
+    /// client IP, once the burst is used.
+    pub admin_ratelimit_seconds: u64,
+    /// `ADMIN_RATELIMIT_MAX_BURST` (default 3): admin logins a client IP may make at once.
+    pub admin_ratelimit_max_burst: u32,
     /// `None`: [`crate::lldap::default_contracts_dir`].
     pub contracts_dir: Option<PathBuf>,
     pub faults: FaultPlan,
@@ -54,6 +68,8 @@ impl Default for VaultwardenConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_token: "admin-token".into(),
             session_lifetime: Duration::from_secs(20 * 60),
+            admin_ratelimit_seconds: 300,
+            admin_ratelimit_max_burst: 3,
             contracts_dir: None,
             faults: FaultPlan::default(),
         }
@@ -106,17 +122,41 @@ impl VaultwardenUser {
     }
 }
 
+/// What became of the admin logins (`POST /admin`) so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminLogins {
+    /// Logged in: a session cookie was set.
+    pub ok: u64,
+    /// A wrong token (401).
+    pub refused: u64,
+    /// Rate limited (429).
+    pub rate_limited: u64,
+}
+
 #[derive(Default)]
 struct State {
     users: BTreeMap<String, VaultwardenUser>,
-    /// Cookie value → expiry (seconds).
+    /// Cookie value → expiry (seconds, on the double's clock).
     sessions: HashMap<String, i64>,
+    /// The admin login limiter: per client IP, the theoretical arrival time of the next login
+    /// (milliseconds on the double's clock), as governor's GCRA keeps it.
+    limiter: HashMap<IpAddr, i64>,
+    logins: AdminLogins,
+    /// After this many more admin API calls every session expires.
+    expire_after: Option<u32>,
 }
 
 struct Vaultwarden {
     state: Mutex<State>,
     admin_token: String,
     lifetime: Duration,
+    /// `ADMIN_RATELIMIT_SECONDS`, in milliseconds.
+    ratelimit_ms: i64,
+    /// `ADMIN_RATELIMIT_MAX_BURST`.
+    burst: u32,
+    /// The double's clock: the wall clock plus this offset (milliseconds).
+    offset_ms: AtomicI64,
 }
 
 /// A running Vaultwarden double.
@@ -130,6 +170,12 @@ impl VaultwardenDouble {
     pub async fn start(config: VaultwardenConfig) -> Result<Self, StartError> {
         if config.admin_token.is_empty() {
             return Err(StartError::Config("the admin token is empty".into()));
+        }
+        // Vaultwarden refuses to start with a zero period or burst ("Non-zero admin ratelimit …").
+        if config.admin_ratelimit_seconds == 0 || config.admin_ratelimit_max_burst == 0 {
+            return Err(StartError::Config(
+                "ADMIN_RATELIMIT_SECONDS and ADMIN_RATELIMIT_MAX_BURST must not be zero".into(),
+            ));
         }
         let dir = config
             .contracts_dir
@@ -145,6 +191,11 @@ impl VaultwardenDouble {
             state: Mutex::new(State::default()),
             admin_token: config.admin_token.clone(),
             lifetime: config.session_lifetime,
+            ratelimit_ms: i64::try_from(config.admin_ratelimit_seconds)
+                .unwrap_or(i64::MAX / 4)
+                .saturating_mul(1000),
+            burst: config.admin_ratelimit_max_burst,
+            offset_ms: AtomicI64::new(0),
         });
         let server = Server::start(config.addr, contract, config.faults, vw.clone()).await?;
         Ok(Self { server, vw })
@@ -192,9 +243,36 @@ impl VaultwardenDouble {
         }
     }
 
+    /// The next `n` admin API calls are answered; then every session issued so far expires
+    /// (a session that ends in the middle of a run).
+    pub fn expire_sessions_after(&self, n: u32) {
+        lock(&self.vw.state).expire_after = Some(n);
+    }
+
     /// Number of admin logins that succeeded.
     pub fn session_count(&self) -> usize {
         lock(&self.vw.state).sessions.len()
+    }
+
+    /// What became of the admin logins so far.
+    pub fn logins(&self) -> AdminLogins {
+        lock(&self.vw.state).logins
+    }
+
+    /// The session cookie values issued so far (to look for them where they must not be).
+    pub fn session_cookies(&self) -> Vec<String> {
+        lock(&self.vw.state).sessions.keys().cloned().collect()
+    }
+
+    /// Moves the double's clock forward: sessions expire and the rate limit refills as if
+    /// `by` had passed.
+    pub fn advance_clock(&self, by: Duration) {
+        self.vw.advance(by);
+    }
+
+    /// The double's clock, in seconds since the epoch.
+    pub fn now(&self) -> i64 {
+        self.vw.now_secs()
     }
 
     /// One user by e-mail (case-insensitive).
@@ -288,17 +366,108 @@ fn profile(u: &VaultwardenUser, admin: bool, last_active: bool) -> Value {
     v
 }
 
+/// The admin login page (what `POST /admin` answers when it does not log in: a wrong token, a
+/// rate limit), with `error` above the form — as Vaultwarden renders it: a head with title,
+/// styles and script, an icon sprite, the navigation bar, then the page.
+fn login_page(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| {
+            format!(
+                "<div class=\"alert p-3 mb-3 bg-warning rounded shadow\"><h6 class=\"mb-0\">Error: {e}</h6></div>"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en" data-bs-theme="auto">
+<head>
+    <meta charset="UTF-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <meta name="robots" content="noindex,nofollow" />
+    <title>Vaultwarden Admin Panel</title>
+    <link rel="stylesheet" href="/vw_static/bootstrap.css" />
+    <script src="/vw_static/admin.js"></script>
+</head>
+<body>
+    <svg xmlns="http://www.w3.org/2000/svg" class="d-none"><symbol id="icon-sun" viewBox="0 0 24 24"><circle cx="12" cy="12" r="5" fill="currentColor"/></symbol></svg>
+    <nav class="navbar navbar-dark bg-dark mb-4 shadow fixed-top">
+        <div class="container-xxl"><a class="navbar-brand" href="/admin"><img src="/vw_static/vaultwarden-icon.png" alt="V">aultwarden Admin</a></div>
+    </nav>
+    <main class="container-xxl">
+        {error}
+        <div class="p-3 mb-3 text-light bg-danger rounded shadow">
+            <h6 class="mb-0 text-light">Authentication key needed to continue</h6>
+            <small>Please provide it below:</small>
+            <form class="form-inline" method="post" action="/admin">
+                <input type="password" class="form-control w-50 mr-2" name="token" placeholder="Enter admin token" autofocus="autofocus">
+                <button type="submit" class="btn btn-primary mt-2">Enter</button>
+            </form>
+        </div>
+    </main>
+</body>
+</html>
+"#
+    )
+}
+
 impl Vaultwarden {
+    /// The double's clock, in milliseconds since the epoch.
+    fn now_ms(&self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4))
+            .unwrap_or(0);
+        wall.saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 4);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// One admin login of `ip` against the limiter (governor's GCRA, `src/ratelimit.rs`): a
+    /// cell per `ADMIN_RATELIMIT_SECONDS`, `ADMIN_RATELIMIT_MAX_BURST` of them at once. A
+    /// refused check changes nothing.
+    fn admit(&self, st: &mut State, ip: IpAddr) -> bool {
+        let now = self.now_ms();
+        let tau = self.ratelimit_ms * i64::from(self.burst - 1);
+        let tat = st.limiter.get(&ip).copied().unwrap_or(now);
+        if now < tat - tau {
+            return false;
+        }
+        st.limiter.insert(ip, tat.max(now) + self.ratelimit_ms);
+        true
+    }
+
     fn login(&self, req: &Req, core: &Core) -> Reply {
+        let ip = req.peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
+        // The limit is checked before the token: wrong tokens use it up too.
+        {
+            let mut st = lock(&self.state);
+            if !self.admit(&mut st, ip) {
+                st.logins.rate_limited += 1;
+                return Reply::html(429, login_page(Some("Too many requests, try again later.")));
+            }
+        }
         let token = form_urlencoded::parse(&req.body)
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned());
         if token.as_deref() != Some(self.admin_token.as_str()) {
             core.unauthorized();
-            return Reply::html(401, "<!DOCTYPE html><html><body><h1>Vaultwarden Admin Panel</h1><p>Invalid admin token, please try again.</p></body></html>");
+            lock(&self.state).logins.refused += 1;
+            return Reply::html(
+                401,
+                login_page(Some("Invalid admin token, please try again.")),
+            );
         }
-        let exp = now_secs() + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 4);
-        let claims = json!({"nbf": now_secs(), "exp": exp, "iss": "http://localhost|admin", "sub": "admin_panel"});
+        let now = self.now_secs();
+        let exp = now + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 4);
+        let claims =
+            json!({"nbf": now, "exp": exp, "iss": "http://localhost|admin", "sub": "admin_panel"});
         use base64::Engine as _;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let jwt = format!(
@@ -307,7 +476,11 @@ impl Vaultwarden {
             b64(&claims.to_string()),
             random_token(32)
         );
-        lock(&self.state).sessions.insert(jwt.clone(), exp);
+        {
+            let mut st = lock(&self.state);
+            st.sessions.insert(jwt.clone(), exp);
+            st.logins.ok += 1;
+        }
         let max_age = self.lifetime.as_secs();
         let cookie =
             format!("VW_ADMIN={jwt}; Path=/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict");
@@ -330,10 +503,19 @@ impl Vaultwarden {
         let Some(c) = req.cookie("VW_ADMIN") else {
             return false;
         };
-        lock(&self.state)
-            .sessions
-            .get(&c)
-            .is_some_and(|exp| *exp > now_secs())
+        let now = self.now_secs();
+        let mut st = lock(&self.state);
+        match st.expire_after {
+            Some(0) => {
+                st.expire_after = None;
+                for exp in st.sessions.values_mut() {
+                    *exp = 0;
+                }
+            }
+            Some(n) => st.expire_after = Some(n - 1),
+            None => {}
+        }
+        st.sessions.get(&c).is_some_and(|exp| *exp > now)
     }
 }
 
@@ -347,7 +529,7 @@ impl Service for Vaultwarden {
             Reply::html(404, "<!DOCTYPE html><html><body><h1>404: Not Found</h1><p>The requested resource could not be found.</p></body></html>")
         };
         if req.method == "GET" && req.path == "/alive" {
-            return Reply::json(200, &json!(datetime(now_secs()).1));
+            return Reply::json(200, &json!(datetime(self.now_secs()).1));
         }
         if req.method == "POST" && req.path == "/admin" {
             return self.login(req, core);
@@ -366,7 +548,15 @@ impl Service for Vaultwarden {
         }
         if !self.session_valid(req) {
             core.unauthorized();
-            return vw_error(401, "Authorization failed.");
+            let reply = vw_error(401, "Authorization failed.");
+            // An invalid or expired cookie is also removed (`AdminToken`'s guard).
+            return match req.cookie("VW_ADMIN") {
+                Some(_) => reply.with_header(
+                    header::SET_COOKIE,
+                    "VW_ADMIN=; Path=/admin; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                ),
+                None => reply,
+            };
         }
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let mut st = lock(&self.state);
@@ -449,7 +639,32 @@ impl Service for Vaultwarden {
 
     fn state_json(&self) -> Value {
         let st = lock(&self.state);
-        json!({"users": st.users.values().collect::<Vec<_>>(), "sessions": st.sessions.len()})
+        json!({"users": st.users.values().collect::<Vec<_>>(), "sessions": st.sessions.len(),
+               "logins": st.logins})
+    }
+
+    /// `GET /__double/clock` → `{"now", "offsetSecs"}`; `POST /__double/clock
+    /// {"advanceSecs": N}` moves it forward.
+    fn control(&self, method: &str, rest: &str, body: &[u8]) -> Option<Reply> {
+        if rest != "clock" {
+            return None;
+        }
+        if method == "POST" {
+            let secs = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("advanceSecs").and_then(Value::as_u64));
+            match secs {
+                Some(n) => self.advance(Duration::from_secs(n)),
+                None => return Some(Reply::text(400, "expected {\"advanceSecs\": N}")),
+            }
+        } else if method != "GET" {
+            return None;
+        }
+        Some(Reply::json(
+            200,
+            &json!({"now": self.now_secs(),
+                    "offsetSecs": self.offset_ms.load(Ordering::Relaxed).div_euclid(1000)}),
+        ))
     }
 
     fn seed_json(&self, v: &Value) -> Result<(), String> {
